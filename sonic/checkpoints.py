@@ -1,0 +1,262 @@
+"""Loading Sonic's model components from a checkpoint folder.
+
+Two layouts load through the same code:
+
+* the released layout (what the download commands below produce)::
+
+    ROOT/Sonic/{unet,audio2token,audio2bucket}.pth          full state dicts, no config
+    ROOT/stable-video-diffusion-img2vid-xt/{unet,vae,image_encoder,scheduler}/
+    ROOT/whisper-tiny/
+    ROOT/yoloface_v5m.pt        optional: face detector (else dlib's HOG detector)
+    ROOT/RIFE/flownet.pkl       optional: 12.5 -> 25 fps interpolation
+
+* our export: one sub-folder per component written by ``save_pretrained`` (safetensors + config), as a diffusers
+  pipeline folder has, plus the optional face detector file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor, WhisperModel
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
+from sonic.models.faces import FaceDetector, load_face_detector
+from sonic.models.rife import RIFE
+from sonic.models.unet import SonicUNet
+
+SVD_DIR = "stable-video-diffusion-img2vid-xt"
+WHISPER_DIR = "whisper-tiny"
+YOLOFACE_FILE = "yoloface_v5m.pt"
+RIFE_FILE = "RIFE/flownet.pkl"
+SONIC_FILES = ("Sonic/unet.pth", "Sonic/audio2token.pth", "Sonic/audio2bucket.pth")
+
+DOWNLOAD_COMMANDS = f"""\
+pip install -U "huggingface_hub[cli]"
+hf auth login   # SVD-xt is gated: accept its licence on the Hub first
+hf download LeonJoe13/Sonic --local-dir {{root}}
+hf download stabilityai/stable-video-diffusion-img2vid-xt --local-dir {{root}}/{SVD_DIR}
+hf download openai/whisper-tiny --local-dir {{root}}/{WHISPER_DIR}"""
+
+# A required entry is a path, or a tuple of alternatives of which one must exist.
+RELEASED_REQUIRED: tuple[str | tuple[str, ...], ...] = (
+    *SONIC_FILES,
+    f"{SVD_DIR}/unet/config.json",
+    f"{SVD_DIR}/scheduler/scheduler_config.json",
+    f"{SVD_DIR}/vae/config.json",
+    tuple(f"{SVD_DIR}/vae/diffusion_pytorch_model{v}.safetensors" for v in (".fp16", "")),
+    f"{SVD_DIR}/image_encoder/config.json",
+    tuple(f"{SVD_DIR}/image_encoder/model{v}.safetensors" for v in (".fp16", "")),
+    f"{WHISPER_DIR}/config.json",
+    f"{WHISPER_DIR}/preprocessor_config.json",
+    (f"{WHISPER_DIR}/model.safetensors", f"{WHISPER_DIR}/pytorch_model.bin"),
+)
+# Our export: sub-folder -> the file that marks it complete.
+EXPORT_REQUIRED = {
+    "unet": "config.json", "vae": "config.json", "image_encoder": "config.json", "audio_encoder": "config.json",
+    "audio2token": "config.json", "audio2bucket": "config.json", "scheduler": "scheduler_config.json",
+    "feature_extractor": "preprocessor_config.json",
+}  # fmt: skip
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder or file is missing, unreadable or does not match the model."""
+
+
+@dataclass
+class SonicComponents:
+    """Every model Sonic needs. The UNet, VAE and CLIP take the chosen dtype; the audio models stay fp32 (small,
+    and the released code ran them in fp32)."""
+
+    unet: SonicUNet
+    vae: AutoencoderKLTemporalDecoder
+    image_encoder: CLIPVisionModelWithProjection
+    scheduler: EulerDiscreteScheduler
+    audio_encoder: WhisperEncoder
+    feature_extractor: WhisperFeatureExtractor
+    audio2token: Audio2Token
+    audio2bucket: Audio2Bucket
+    rife: RIFE | None
+    face_detector: FaceDetector
+
+    def to(self, device: str | torch.device) -> SonicComponents:
+        for module in (self.unet, self.vae, self.image_encoder, self.audio_encoder, self.audio2token,
+                       self.audio2bucket, self.rife):  # fmt: skip
+            if module is not None:
+                module.to(device)
+        return self
+
+
+def is_export(root: Path) -> bool:
+    """Our export has diffusers-style component folders at its top; the released layout has none."""
+    return (Path(root) / "unet" / "config.json").is_file()
+
+
+def missing_files(root: Path) -> list[str]:
+    """Required paths absent from a released-layout or exported folder (alternatives joined with ' or ')."""
+    root = Path(root)
+    required = (
+        [f"{name}/{marker}" for name, marker in EXPORT_REQUIRED.items()] if is_export(root) else RELEASED_REQUIRED
+    )
+    missing = []
+    for entry in required:
+        options = (entry,) if isinstance(entry, str) else entry
+        if not any((root / option).is_file() for option in options):
+            missing.append(" or ".join(str(root / option) for option in options))
+    return missing
+
+
+def check_checkpoint(root: str | Path) -> Path:
+    """Raises one :class:`CheckpointError` listing every missing file and how to download them."""
+    root = Path(root)
+    missing = missing_files(root)
+    if missing:
+        listing = "\n".join(f"  - {path}" for path in missing)
+        remedy = (
+            "Export it again from the model you trained."
+            if is_export(root)
+            else f"Download the released weights with:\n{DOWNLOAD_COMMANDS.format(root=root)}"
+        )
+        raise CheckpointError(f"Sonic checkpoint folder {root} is incomplete. Missing:\n{listing}\n{remedy}")
+    return root
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """Loads a released ``.pth`` state dict safely (weights_only, memory-mapped), naming the file on failure."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({error})") from error
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(state_dict).__name__}")
+    return state_dict
+
+
+def load_strict(
+    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None = None
+) -> None:
+    """``load_state_dict(strict=True, assign=True)`` (tensors cast to ``dtype``) whose error names the file."""
+    if dtype is not None:
+        state_dict = {key: value.to(dtype) for key, value in state_dict.items()}
+    try:
+        module.load_state_dict(state_dict, strict=True, assign=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path} does not match the model: {error}") from error
+
+
+def _variant(folder: Path, weight_name: str) -> str | None:
+    return "fp16" if (folder / weight_name.replace(".safetensors", ".fp16.safetensors")).is_file() else None
+
+
+def load_released_unet(root: Path, dtype: torch.dtype) -> SonicUNet:
+    """SVD-xt UNet config + Sonic's full ``unet.pth``, built without allocating random weights first."""
+    path = root / SONIC_FILES[0]
+    with init_empty_weights():
+        unet = SonicUNet.from_config(SonicUNet.load_config(root / SVD_DIR / "unet"))
+    load_strict(unet, load_state_dict_file(path), path, dtype)
+    return unet
+
+
+def _build_from_file(path: Path, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module]) -> torch.nn.Module:
+    """Runs a ``from_state_dict`` builder on a released ``.pth`` file, naming the file if the tensors do not fit."""
+    try:
+        return build(load_state_dict_file(path))
+    except (KeyError, RuntimeError) as error:
+        raise CheckpointError(f"{path} does not match the model: {error}") from error
+
+
+def load_audio_adapters(root: Path, channels: int, blocks: int, clip: int) -> tuple[Audio2Token, Audio2Bucket]:
+    """The two released ``.pth`` adapters; their sizes come from the tensors and the Whisper/CLIP widths."""
+    audio2token = _build_from_file(root / SONIC_FILES[1], lambda sd: Audio2Token.from_state_dict(sd, channels, blocks))
+    audio2bucket = _build_from_file(root / SONIC_FILES[2], lambda sd: Audio2Bucket.from_state_dict(sd, channels, clip))
+    return audio2token, audio2bucket
+
+
+def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
+    svd = root / SVD_DIR
+    whisper = WhisperModel.from_pretrained(root / WHISPER_DIR, dtype=torch.float32)
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+        svd / "image_encoder", dtype=dtype, variant=_variant(svd / "image_encoder", "model.safetensors")
+    )
+    audio2token, audio2bucket = load_audio_adapters(
+        root, whisper.config.d_model, whisper.config.encoder_layers + 1, image_encoder.config.projection_dim
+    )
+    vae_variant = _variant(svd / "vae", "diffusion_pytorch_model.safetensors")
+    return {
+        "unet": load_released_unet(root, dtype),
+        "vae": AutoencoderKLTemporalDecoder.from_pretrained(svd / "vae", torch_dtype=dtype, variant=vae_variant),
+        "image_encoder": image_encoder,
+        "scheduler": EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
+        "audio_encoder": whisper.get_encoder(),
+        "feature_extractor": WhisperFeatureExtractor.from_pretrained(root / WHISPER_DIR),
+        "audio2token": audio2token,
+        "audio2bucket": audio2bucket,
+        "rife": RIFE.from_flownet(root / RIFE_FILE) if (root / RIFE_FILE).is_file() else None,
+    }
+
+
+def _load_export(root: Path, dtype: torch.dtype) -> dict[str, Any]:
+    rife_dir = root / "rife"
+    return {
+        "unet": SonicUNet.from_pretrained(root / "unet", torch_dtype=dtype),
+        "vae": AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", torch_dtype=dtype),
+        "image_encoder": CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", dtype=dtype),
+        "scheduler": EulerDiscreteScheduler.from_pretrained(root / "scheduler"),
+        "audio_encoder": WhisperEncoder.from_pretrained(root / "audio_encoder", dtype=torch.float32),
+        "feature_extractor": WhisperFeatureExtractor.from_pretrained(root / "feature_extractor"),
+        "audio2token": Audio2Token.from_pretrained(root / "audio2token"),
+        "audio2bucket": Audio2Bucket.from_pretrained(root / "audio2bucket"),
+        "rife": RIFE.from_pretrained(rife_dir) if (rife_dir / "config.json").is_file() else None,
+    }
+
+
+def load_components(root: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> SonicComponents:
+    """Loads every component from a released-layout or exported folder (see the module docstring)."""
+    root = check_checkpoint(root)
+    loaded = _load_export(root, dtype) if is_export(root) else _load_released(root, dtype)
+    components = SonicComponents(**loaded, face_detector=load_face_detector(root / YOLOFACE_FILE, device=device))
+    for module in (components.unet, components.vae, components.image_encoder, components.audio_encoder):
+        module.eval().requires_grad_(False)
+    return components.to(device)
+
+
+def save_components(components: SonicComponents, out_dir: str | Path) -> Path:
+    """Writes our export layout: safetensors + config per component (the face detector file is not copied)."""
+    out_dir = Path(out_dir)
+    for name in EXPORT_REQUIRED:
+        getattr(components, name).save_pretrained(out_dir / name)
+    if components.rife is not None:
+        components.rife.save_pretrained(out_dir / "rife")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sonic.checkpoints",
+        description="Check a Sonic checkpoint folder (released layout or our export): list missing files with the "
+        "download commands, or load every component strictly and print a summary.",
+    )
+    parser.add_argument("root", type=Path, nargs="?", default=Path("checkpoints"), help="folder (default: checkpoints)")
+    args = parser.parse_args(argv)
+    try:
+        components = load_components(args.root)
+    except CheckpointError as error:
+        raise SystemExit(f"error: {error}") from None
+    for name, module in vars(components).items():
+        if isinstance(module, torch.nn.Module):
+            print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
+    print(f"{'face_detector':16s} {type(components.face_detector).__name__}")
+    print(f"{args.root}: every component loaded strictly")
+
+
+if __name__ == "__main__":
+    main()

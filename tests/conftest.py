@@ -1,0 +1,38 @@
+"""Shared fixtures: one thread (2-core CI machines), the tiny checkpoint folder, the manifests of the released files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+DATA = Path(__file__).parent / "data"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def read_manifest(name: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a released checkpoint (copied from the spec's manifest_*.tsv)."""
+    rows = (line.split("\t") for line in (DATA / f"manifest_{name}.tsv").read_text().splitlines() if line)
+    return {key: tuple(int(n) for n in shape.split(",")) for key, shape in rows}
+
+
+def shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state_dict.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny released-layout checkpoint folder, built once per test session. Tests must not modify it."""
+    from sonic.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoints")
+
+
+@pytest.fixture(scope="session")
+def tiny_components(tiny_checkpoint: Path):
+    from sonic.checkpoints import load_components
+
+    return load_components(tiny_checkpoint)
