@@ -8,6 +8,7 @@ of the last hidden state (1 s), with zeros outside the audio.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,3 +62,65 @@ def to_buckets(audio2bucket_output: torch.Tensor) -> torch.Tensor:
 def to_bucket_targets(buckets: torch.Tensor) -> torch.Tensor:
     """Motion bucket labels -> audio2bucket regression targets (inverse of :func:`to_buckets`)."""
     return (buckets - BUCKET_SCALE) / BUCKET_SCALE
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Face crop and face mask (spec 4.1, 4.2). Boxes are (x1, y1, x2, y2) in pixels.
+
+Box = tuple[float, float, float, float]
+
+
+def expand_box(box: Box, ratio: float, width: int, height: int) -> Box:
+    """Pushes each side out by ``ratio`` times the box size, clipped to the image."""
+    x1, y1, x2, y2 = box
+    dx, dy = ratio * (x2 - x1), ratio * (y2 - y1)
+    return max(x1 - dx, 0.0), max(y1 - dy, 0.0), min(x2 + dx, float(width)), min(y2 + dy, float(height))
+
+
+def square_crop_box(face: Box, width: int, height: int, expand_ratio: float = 0.5) -> tuple[int, int, int, int]:
+    """The official square portrait crop: the expanded face box's short side, centred on the expanded box and moved
+    toward the face centre along its long axis (so the face stays centred when the expansion hit an image edge)."""
+    x1, y1, x2, y2 = expand_box(face, expand_ratio, width, height)
+    half = min(x2 - x1, y2 - y1) / 2
+    centre = [(x1 + x2) / 2, (y1 + y2) / 2]
+    face_centre = ((face[0] + face[2]) / 2, (face[1] + face[3]) / 2)
+    long_axis = 1 if (y2 - y1) > (x2 - x1) else 0
+    offset = face_centre[long_axis] - centre[long_axis]
+    slack = abs((y2 - y1) - (x2 - x1)) / 2
+    centre[long_axis] += min(slack, abs(offset)) * (1 if offset >= 0 else -1)
+    return (round(centre[0] - half), round(centre[1] - half), round(centre[0] + half), round(centre[1] + half))
+
+
+def face_mask_box(face: Box, width: int, height: int, area: float = 1.1) -> tuple[int, int, int, int]:
+    """The face-mask rectangle: the face box scaled by ``area`` about its (floored) centre, clipped to the image."""
+    x1, y1, x2, y2 = face
+    half_w, half_h = ((x2 - x1) * area) // 2, ((y2 - y1) * area) // 2
+    cx, cy = (x2 + x1) // 2, (y2 + y1) // 2
+    return (int(max(cx - half_w, 0)), int(max(cy - half_h, 0)), int(min(cx + half_w, width)),
+            int(min(cy + half_h, height)))  # fmt: skip
+
+
+def face_mask(face: Box, width: int, height: int, area: float = 1.1) -> np.ndarray:
+    """Binary uint8 (height, width) mask, 255 inside :func:`face_mask_box`."""
+    x1, y1, x2, y2 = face_mask_box(face, width, height, area)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[y1:y2, x1:x2] = 255
+    return mask
+
+
+def generation_size(width: int, height: int, min_side: int = 512) -> tuple[int, int]:
+    """Short side to ``min_side``, each side rounded (half to even, as the official code) to a multiple of 64."""
+    scale = min_side / min(width, height)
+    return round(width * scale / 64) * 64, round(height * scale / 64) * 64
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The "empty" conditions of classifier-free guidance and condition dropout (spec O6): no audio = audio2token applied
+# to zero Whisper features (not zero tokens); no image = zero CLIP embedding and zero reference latent.
+
+
+def empty_audio_tokens(audio2token: torch.nn.Module) -> torch.Tensor:
+    """audio2token of an all-zero window: the (T, D) "no audio" tokens, one constant for every frame."""
+    config = audio2token.config
+    zeros = torch.zeros(1, 1, config.seq_len, config.blocks, config.channels, device=audio2token.device)
+    return audio2token(zeros.to(audio2token.dtype))[0, 0]

@@ -1,12 +1,25 @@
-"""Reading user media with errors that name the file and the reason."""
+"""Reading user media and writing videos, with errors that name the file and the reason."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
 
+import av
 import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
 
 from sonic.models.whisper import SAMPLE_RATE
+
+MIN_IMAGE_SIDE = 64  # smaller pictures cannot hold a detectable face; they are user mistakes
+AAC_FRAME_SIZE = 1024  # samples per AAC-LC frame; the encoder rejects other sizes except for the last frame
 
 
 class MediaError(ValueError):
@@ -27,3 +40,277 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if waveform.size == 0:
         raise MediaError(f"{path}: the audio track is empty")
     return waveform.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------- images
+def load_image(image: str | Path | PIL.Image.Image | np.ndarray) -> np.ndarray:
+    """A path, PIL image or array -> RGB uint8 (H, W, 3).
+
+    Files and PIL images are turned upright (EXIF orientation: phone photos are often stored sideways) and converted
+    to RGB; like the official ``.convert("RGB")``, an alpha channel is dropped, not composited. Arrays are taken as RGB
+    (never BGR) and are not rotated.
+    """
+    if isinstance(image, str | Path):
+        name, array = str(image), _read_image_file(Path(image))
+    elif isinstance(image, PIL.Image.Image):
+        name, array = "the input image", _upright_rgb(image)
+    elif isinstance(image, np.ndarray):
+        name, array = "the input image", _array_to_rgb(image)
+    else:
+        raise MediaError(f"the input image: expected a path, a PIL image or a numpy array, got {type(image).__name__}")
+    if min(array.shape[:2]) < MIN_IMAGE_SIDE:
+        height, width = array.shape[:2]
+        raise MediaError(f"{name}: the image is {width}x{height}; both sides must be at least {MIN_IMAGE_SIDE} pixels")
+    assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3, (array.shape, array.dtype)
+    return np.ascontiguousarray(array)
+
+
+def _read_image_file(path: Path) -> np.ndarray:
+    """Decodes the whole file now, so a truncated or corrupt file fails here with its name, not later."""
+    if not path.is_file():
+        raise MediaError(f"{path}: image file not found")
+    try:
+        with PIL.Image.open(path) as picture:
+            picture.load()
+            return _upright_rgb(picture)
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as error:
+        raise MediaError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def _upright_rgb(picture: PIL.Image.Image) -> np.ndarray:
+    """EXIF orientation applied, then any mode (grey, palette, RGBA, CMYK) converted to RGB uint8."""
+    return np.asarray(PIL.ImageOps.exif_transpose(picture).convert("RGB"))
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    """uint8 or [0, 1] float, (H, W) grey or (H, W, 3) RGB -> uint8 (H, W, 3); anything else is refused."""
+    description = f"shape {array.shape}, dtype {array.dtype}"
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise MediaError(f"the input image: expected an (H, W, 3) RGB or (H, W) grey array, got {description}")
+    if np.issubdtype(array.dtype, np.floating):
+        if not (np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0):
+            raise MediaError(f"the input image: float pixels must lie in [0, 1] ({description})")
+        array = (array * 255.0).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise MediaError(f"the input image: expected uint8 or float pixels, got {description}")
+    return np.repeat(array[:, :, None], 3, axis=2) if array.ndim == 2 else array.copy()
+
+
+# ----------------------------------------------------------------------------------------------------------- videos
+class VideoWriter:
+    """Streams frames into an H.264 (libx264, yuv420p) mp4 with an optional mono AAC track; the file appears atomically.
+
+    Like the official ``ffmpeg -vcodec libx264 -acodec aac -crf 18 -shortest``, the audio is cut at the end of the
+    last frame; a shorter audio track is kept as is (the frames are never cut). Frames and audio are encoded as they
+    come, so memory stays bounded by the audio array. Everything goes to a hidden temporary file next to ``path`` that
+    replaces ``path`` only when ``close()`` succeeds; an exception in the ``with`` block removes it and leaves
+    ``path`` untouched.
+
+        with VideoWriter("out.mp4", fps=25, audio=waveform) as writer:
+            for frame in frames:
+                writer.write(frame)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        audio: np.ndarray | None = None,
+        audio_rate: int = SAMPLE_RATE,
+        crf: int = 18,
+    ) -> None:
+        if not fps > 0:
+            raise ValueError(f"{path}: fps must be positive, got {fps}")
+        if not 0 <= crf <= 51:
+            raise ValueError(f"{path}: crf must lie in [0, 51] (libx264), got {crf}")
+        if audio is not None and audio_rate <= 0:
+            raise ValueError(f"{path}: audio_rate must be positive, got {audio_rate}")
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001)  # exact for 12.5 = 25/2 and 29.97 = 2997/100
+        self.crf = crf
+        self.audio = None if audio is None else _check_audio(audio, self.path)
+        self.audio_rate = audio_rate
+        self.num_frames = 0
+        self._samples_written = 0
+        self._size: tuple[int, int] | None = None  # (height, width), fixed by the first frame
+        self._temp_path: Path | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._video_stream: av.VideoStream | None = None
+        self._audio_stream: av.AudioStream | None = None
+        self._closed = False
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray | torch.Tensor) -> None:
+        """Encodes one frame: RGB uint8 (H, W, 3), or float (3, H, W) / (H, W, 3) in [0, 1] (numpy or torch)."""
+        if self._closed:
+            raise ValueError(f"{self.path}: write() after close()")
+        rgb = frame_to_rgb(frame)
+        if self._size is None:
+            self._open(*rgb.shape[:2])
+        elif rgb.shape[:2] != self._size:
+            raise ValueError(f"{self.path}: frame size {rgb.shape[:2]} differs from the first frame's {self._size}")
+        assert self._video_stream is not None
+        picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # yuv420p conversion: swscale's BT.601 default
+        picture.pts = self.num_frames  # in units of the codec time base 1/fps
+        self._mux(self._video_stream, picture)
+        self.num_frames += 1
+        self._write_audio(final=False)
+
+    def close(self) -> None:
+        """Flushes the encoders and moves the finished file onto ``path``; with no frame written, nothing is saved."""
+        if self._closed:
+            return
+        if self._container is None:
+            self.abort()
+            raise ValueError(f"{self.path}: no frames were written, so no video was saved")
+        try:
+            self._write_audio(final=True)
+            for stream in (self._video_stream, self._audio_stream):
+                if stream is not None:
+                    self._mux(stream, None)
+            self._container.close()
+            self._container = None
+            assert self._temp_path is not None
+            os.replace(self._temp_path, self.path)
+            self._temp_path = None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drops the unfinished video: the temporary file is removed and ``path`` is left as it was."""
+        self._closed = True
+        if self._container is not None:
+            with contextlib.suppress(OSError, av.FFmpegError):  # the file is thrown away; the caller's error matters
+                self._container.close()
+            self._container = None
+        if self._temp_path is not None:
+            self._temp_path.unlink(missing_ok=True)
+            self._temp_path = None
+
+    def _open(self, height: int, width: int) -> None:
+        """Creates the hidden temporary file and the streams once the frame size is known."""
+        if height % 2 or width % 2:
+            raise ValueError(f"{self.path}: H.264 yuv420p needs an even width and height, got {width}x{height}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
+        self._container = av.open(str(self._temp_path), "w", format="mp4")
+        video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        self._video_stream = video
+        if self.audio is not None:
+            self._audio_stream = self._container.add_stream("aac", rate=self.audio_rate, layout="mono")
+        self._size = (height, width)
+
+    def _write_audio(self, final: bool) -> None:
+        """Encodes the audio up to the end of the frames written so far, in whole AAC frames until the final call."""
+        if self.audio is None:
+            return
+        assert self._audio_stream is not None
+        end = min(len(self.audio), int(self.num_frames * self.audio_rate / self.fps))  # -shortest
+        while end - self._samples_written >= AAC_FRAME_SIZE or (final and end > self._samples_written):
+            start = self._samples_written
+            stop = min(start + AAC_FRAME_SIZE, end)
+            chunk = av.AudioFrame.from_ndarray(self.audio[None, start:stop], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = self.audio_rate, start  # pts in units of 1/audio_rate
+            self._mux(self._audio_stream, chunk)
+            self._samples_written = stop
+
+    def _mux(self, stream: av.stream.Stream, frame: av.VideoFrame | av.AudioFrame | None) -> None:
+        """Encodes one frame (None flushes the encoder) and writes the packets; av errors name the output file."""
+        assert self._container is not None
+        try:
+            self._container.mux(stream.encode(frame))
+        except av.FFmpegError as error:
+            raise MediaError(f"{self.path}: cannot write the video ({error})") from error
+
+
+def _check_audio(audio: np.ndarray, path: Path) -> np.ndarray:
+    """Mono float32 in [-1, 1]: AAC clips anyway, and NaNs would silently become noise."""
+    waveform = np.asarray(audio, dtype=np.float32)
+    if waveform.ndim != 1 or waveform.size == 0:
+        raise ValueError(f"{path}: the audio must be a non-empty mono waveform (n,), got shape {waveform.shape}")
+    if not np.isfinite(waveform).all():
+        raise ValueError(f"{path}: the audio contains NaN or infinite samples")
+    return np.ascontiguousarray(np.clip(waveform, -1.0, 1.0))
+
+
+def frame_to_rgb(frame: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A decoded frame -> RGB uint8 (H, W, 3).
+
+    Floats are clipped to [0, 1] and rounded to nearest (``(x * 255).round()``); the official code truncates with
+    ``astype(uint8)``, which darkens by half a level on average. (3, H, W) is recognised by a leading 3 and no
+    trailing 3; otherwise the channels come last.
+    """
+    if isinstance(frame, torch.Tensor):
+        frame = frame.detach().to("cpu", torch.float32 if frame.is_floating_point() else frame.dtype).numpy()
+    frame = np.asarray(frame)
+    if frame.ndim == 3 and frame.shape[0] == 3 and frame.shape[2] != 3:
+        frame = frame.transpose(1, 2, 0)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected a (H, W, 3) or (3, H, W) RGB frame, got shape {frame.shape}")
+    if np.issubdtype(frame.dtype, np.floating):
+        if not np.isfinite(frame).all():
+            raise ValueError("the frame contains NaN or infinite values")
+        frame = (np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or float [0, 1] pixels, got dtype {frame.dtype}")
+    return np.ascontiguousarray(frame)
+
+
+# ----------------------------------------------------------------------------------------------------------- probing
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a written video holds; durations in seconds (``audio_duration`` is None without an audio track)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    has_audio: bool
+    audio_duration: float | None
+
+
+def read_video_info(path: str | Path) -> VideoInfo:
+    """Stream properties of a video file via PyAV; frames are counted by demuxing when the header lacks the count."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: video file not found")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: the file has no video stream")
+            video = container.streams.video[0]
+            rate = video.average_rate or video.guessed_rate
+            num_frames = video.frames or sum(1 for packet in container.demux(video) if packet.size)
+            audio = container.streams.audio[0] if container.streams.audio else None
+            return VideoInfo(
+                num_frames=num_frames,
+                fps=float(rate) if rate else 0.0,
+                width=video.codec_context.width,
+                height=video.codec_context.height,
+                duration=_stream_seconds(video, container),
+                has_audio=audio is not None,
+                audio_duration=None if audio is None else _stream_seconds(audio, container),
+            )
+    except (OSError, av.FFmpegError) as error:
+        raise MediaError(f"{path}: cannot be read as a video ({error})") from error
+
+
+def _stream_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
+    """The stream's own duration, else the container's (some formats only store the latter)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration is not None else 0.0
