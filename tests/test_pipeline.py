@@ -8,7 +8,7 @@ import torch
 
 from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, to_buckets
 from sonic.inputs import prepare_reference
-from sonic.io import MediaError
+from sonic.io import MediaError, read_video_info
 from sonic.models.whisper import SAMPLE_RATE, AudioFeatures
 from sonic.pipeline import SonicPipeline
 from tests.conftest import EXAMPLES
@@ -166,3 +166,15 @@ def test_bad_inputs_give_clear_errors(pipe, tmp_path):
         pipe(PORTRAIT, (np.ones(300, np.float32) * 0.1, SAMPLE_RATE), output_type="latent", **FAST)
     with pytest.raises(ValueError, match="0-127"):
         pipe(PORTRAIT, features(4), translation_bucket=300, output_type="latent", **FAST)
+
+
+def test_write_video_muxes_audio_and_follows_the_frame_rule(pipe, tmp_path):
+    seconds = 1.5  # 24000 samples -> 37 video frames -> N = 18 generated -> 35 frames at 25 fps with RIFE
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    speech = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    path = pipe.write_video(tmp_path / "out.mp4", PORTRAIT, (speech, SAMPLE_RATE), **{**FAST, "interpolate": True})
+    info = read_video_info(path)
+    assert info.has_audio and info.num_frames == 35 and info.fps == 25
+    assert abs(info.duration - 35 / 25) < 0.05 and info.audio_duration <= info.duration + 0.05
+    assert (info.width, info.height) == (64, 64)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary file left behind
