@@ -64,7 +64,7 @@ def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
 class SonicPipeline(DiffusionPipeline):
     """Sonic inference on the diffusers SVD stack. Load with :meth:`from_pretrained` (released layout or export)."""
 
-    model_cpu_offload_seq = "image_encoder->unet->vae"
+    model_cpu_offload_seq = "audio_encoder->audio2token->image_encoder->audio2bucket->unet->vae->rife"
     _optional_components = ("rife",)
 
     def __init__(

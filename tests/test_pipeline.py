@@ -8,7 +8,7 @@ import torch
 
 from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, to_buckets
 from sonic.inputs import prepare_reference
-from sonic.io import MediaError, read_video_info
+from sonic.io import MediaError, VideoWriter, read_video_info
 from sonic.models.whisper import SAMPLE_RATE, AudioFeatures
 from sonic.pipeline import SonicPipeline
 from tests.conftest import EXAMPLES
@@ -166,6 +166,16 @@ def test_bad_inputs_give_clear_errors(pipe, tmp_path):
         pipe(PORTRAIT, (np.ones(300, np.float32) * 0.1, SAMPLE_RATE), output_type="latent", **FAST)
     with pytest.raises(ValueError, match="0-127"):
         pipe(PORTRAIT, features(4), translation_bucket=300, output_type="latent", **FAST)
+    text = tmp_path / "notes.txt"
+    text.write_text("not media")
+    with pytest.raises(MediaError, match=r"notes\.txt"):
+        pipe(text, features(4), output_type="latent", min_resolution=64)
+    with pytest.raises(MediaError, match=r"notes\.txt"):
+        pipe(PORTRAIT, text, output_type="latent", **FAST)
+    output = tmp_path / "out.mp4"
+    with pytest.raises(MediaError):
+        pipe.write_video(output, blank, features(4), min_resolution=64)
+    assert not output.exists()
 
 
 def test_write_video_muxes_audio_and_follows_the_frame_rule(pipe, tmp_path):
@@ -178,3 +188,15 @@ def test_write_video_muxes_audio_and_follows_the_frame_rule(pipe, tmp_path):
     assert abs(info.duration - 35 / 25) < 0.05 and info.audio_duration <= info.duration + 0.05
     assert (info.width, info.height) == (64, 64)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary file left behind
+
+
+def test_frames_are_streamed_to_the_encoder(pipe, tmp_path, monkeypatch):
+    """Host memory must not grow with the video: frames are written while later chunks are still undecoded.
+    (benchmarks/memory_probe.py measures the peak: BENCHMARKS.md.)"""
+    events = []
+    decode, write = pipe.vae.decode, VideoWriter.write
+    monkeypatch.setattr(pipe.vae, "decode", lambda *a, **k: events.append("decode") or decode(*a, **k))
+    monkeypatch.setattr(VideoWriter, "write", lambda self, frame: events.append("write") or write(self, frame))
+    pipe.write_video(tmp_path / "out.mp4", PORTRAIT, features(20), **{**FAST, "decode_chunk_size": 4})
+    assert events.count("decode") == 5 and events.count("write") == 20
+    assert events.index("write") < len(events) - 1 - events[::-1].index("decode")
