@@ -179,14 +179,30 @@ def load_audio_adapters(root: Path, channels: int, blocks: int, clip: int) -> tu
     return audio2token, audio2bucket
 
 
+def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, WhisperEncoder]:
+    """Only the Whisper parts (fp32, eval), from either layout: for feature extraction without the video models."""
+    root = Path(root)
+    if is_export(root):
+        encoder = WhisperEncoder.from_pretrained(root / "audio_encoder", dtype=torch.float32)
+        extractor = WhisperFeatureExtractor.from_pretrained(root / "feature_extractor")
+    else:
+        for name in ("config.json", "preprocessor_config.json"):
+            if not (root / WHISPER_DIR / name).is_file():
+                raise CheckpointError(f"{root / WHISPER_DIR / name} is missing: hf download openai/whisper-tiny "
+                                      f"--local-dir {root / WHISPER_DIR}")  # fmt: skip
+        encoder = WhisperModel.from_pretrained(root / WHISPER_DIR, dtype=torch.float32).get_encoder()
+        extractor = WhisperFeatureExtractor.from_pretrained(root / WHISPER_DIR)
+    return extractor, encoder.eval().requires_grad_(False)
+
+
 def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
     svd = root / SVD_DIR
-    whisper = WhisperModel.from_pretrained(root / WHISPER_DIR, dtype=torch.float32)
+    feature_extractor, audio_encoder = load_audio_encoder(root)
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(
         svd / "image_encoder", dtype=dtype, variant=_variant(svd / "image_encoder", "model.safetensors")
     )
     audio2token, audio2bucket = load_audio_adapters(
-        root, whisper.config.d_model, whisper.config.encoder_layers + 1, image_encoder.config.projection_dim
+        root, audio_encoder.config.d_model, audio_encoder.config.encoder_layers + 1, image_encoder.config.projection_dim
     )
     vae_variant = _variant(svd / "vae", "diffusion_pytorch_model.safetensors")
     return {
@@ -194,8 +210,8 @@ def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
         "vae": AutoencoderKLTemporalDecoder.from_pretrained(svd / "vae", torch_dtype=dtype, variant=vae_variant),
         "image_encoder": image_encoder,
         "scheduler": EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
-        "audio_encoder": whisper.get_encoder(),
-        "feature_extractor": WhisperFeatureExtractor.from_pretrained(root / WHISPER_DIR),
+        "audio_encoder": audio_encoder,
+        "feature_extractor": feature_extractor,
         "audio2token": audio2token,
         "audio2bucket": audio2bucket,
         "rife": RIFE.from_flownet(root / RIFE_FILE) if (root / RIFE_FILE).is_file() else None,
@@ -204,13 +220,14 @@ def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
 
 def _load_export(root: Path, dtype: torch.dtype) -> dict[str, Any]:
     rife_dir = root / "rife"
+    feature_extractor, audio_encoder = load_audio_encoder(root)
     return {
         "unet": SonicUNet.from_pretrained(root / "unet", torch_dtype=dtype),
         "vae": AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", torch_dtype=dtype),
         "image_encoder": CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", dtype=dtype),
         "scheduler": EulerDiscreteScheduler.from_pretrained(root / "scheduler"),
-        "audio_encoder": WhisperEncoder.from_pretrained(root / "audio_encoder", dtype=torch.float32),
-        "feature_extractor": WhisperFeatureExtractor.from_pretrained(root / "feature_extractor"),
+        "audio_encoder": audio_encoder,
+        "feature_extractor": feature_extractor,
         "audio2token": Audio2Token.from_pretrained(root / "audio2token"),
         "audio2bucket": Audio2Bucket.from_pretrained(root / "audio2bucket"),
         "rife": RIFE.from_pretrained(rife_dir) if (rife_dir / "config.json").is_file() else None,
