@@ -48,8 +48,8 @@ class Conditions:
 
     clip: torch.Tensor  # (branches, 1, D)
     image_latents: torch.Tensor  # (branches, 4, h, w), unscaled VAE mode
-    audio_tokens: list[torch.Tensor | None]  # per branch: (N, T, D) or None for the "no audio" tokens
-    empty_audio: torch.Tensor  # (T, D)
+    audio_tokens: list[torch.Tensor | None]  # per branch: (N, T, D) in the UNet dtype, None = the "no audio" tokens
+    empty_audio: torch.Tensor  # (T, D) in the UNet dtype
     weights: list[float]  # guidance weight of each branch (they sum to 1)
     buckets: torch.Tensor  # (N, 2) translation and expression bucket per frame
     face_mask: torch.Tensor  # (1, 1, H, W)
@@ -184,8 +184,8 @@ class SonicPipeline(DiffusionPipeline):
         return Conditions(
             clip=torch.stack([branches[i][0] for i in active]).to(dtype),
             image_latents=torch.cat([branches[i][1] for i in active]).to(dtype),
-            audio_tokens=[branches[i][2] for i in active],
-            empty_audio=empty_audio_tokens(self.audio2token),
+            audio_tokens=[None if branches[i][2] is None else branches[i][2].to(dtype) for i in active],
+            empty_audio=empty_audio_tokens(self.audio2token).to(dtype),
             weights=[weights[i] for i in active],
             buckets=buckets.float(),
             face_mask=reference.face_mask.to(device, dtype),
@@ -247,7 +247,7 @@ class SonicPipeline(DiffusionPipeline):
         scaled = (window_latents / (sigma**2 + 1) ** 0.5).to(self.unet.dtype).expand(branches, -1, -1, -1, -1)
         image = conditions.image_latents[:, None].expand(-1, length, -1, -1, -1)
         audio = torch.stack([conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
-                             for tokens in conditions.audio_tokens]).to(self.unet.dtype)  # fmt: skip
+                             for tokens in conditions.audio_tokens])  # fmt: skip
         buckets = conditions.buckets[index.cpu()].mean(dim=0)
         time_ids = torch.tensor([[fps, buckets[0], buckets[1]]], device=scaled.device).to(self.unet.dtype)
         v = self.unet(
