@@ -1,0 +1,1 @@
+"""Data: raw talking-head videos -> preprocessed segments (``preprocess``), motion labels, the training dataset."""

@@ -1,0 +1,82 @@
+"""The on-disk format of a preprocessed Sonic dataset: the contract between preprocessing and training.
+
+::
+
+    DATASET/
+      manifest.jsonl          one SegmentRecord per usable segment (JSON per line)
+      failures.jsonl          one {"source", "segment", "reason", "detail"} per rejected video or segment
+      summary.json  summary.png
+      segments/<segment id>/
+        video.mp4             square face crop, resolution x resolution, 25 fps, H.264, no audio
+        audio.wav             the segment's audio, 16 kHz mono PCM
+        features.safetensors  see FEATURE_KEYS
+        meta.json             SegmentRecord fields plus preprocessing details (crop box in the source video, ...)
+
+A segment folder is written under a temporary name and renamed when complete, so a folder under ``segments/`` is
+always whole; a segment is part of the dataset only once its record is in ``manifest.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+FPS = 25.0
+SAMPLE_RATE = 16_000
+MANIFEST, FAILURES, SUMMARY, SEGMENTS = "manifest.jsonl", "failures.jsonl", "summary.json", "segments"
+VIDEO, AUDIO, FEATURES, META = "video.mp4", "audio.wav", "features.safetensors", "meta.json"
+
+# features.safetensors, N = num_frames at 25 fps:
+FEATURE_KEYS = {
+    "whisper": "(2N, 5, C) fp16: all Whisper-tiny encoder hidden states of the segment audio, 2 tokens per frame",
+    "face_boxes": "(N, 4) fp32: face box x1 y1 x2 y2 per frame, crop pixels",
+    "landmarks": "(N, 68, 2) fp32: 68-point landmarks per frame, crop pixels",
+    "translation": "(N,) fp32: translation bucket of the 25-frame 12.5-fps window starting at each frame, NaN where "
+    "the window does not fit in the segment",
+    "expression": "(N,) fp32: expression bucket, same indexing as translation",
+}
+
+
+@dataclasses.dataclass
+class SegmentRecord:
+    """One usable segment, as stored in ``manifest.jsonl`` (and in its ``meta.json``)."""
+
+    id: str  # unique in the dataset, also the folder name under segments/
+    source: str  # the raw video it was cut from
+    start_frame: int  # first frame in the source video, at 25 fps
+    num_frames: int  # frames at 25 fps
+    resolution: int  # crop side in pixels
+    mask_box: list[int]  # face-mask rectangle x1 y1 x2 y2 in crop pixels (union of face boxes scaled by 1.1)
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / FPS
+
+    def folder(self, dataset: str | Path) -> Path:
+        return Path(dataset) / SEGMENTS / self.id
+
+
+def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
+    """The usable segments of a dataset; a clear error when the folder is not a preprocessed dataset."""
+    path = Path(dataset) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{dataset} is not a preprocessed Sonic dataset (no {MANIFEST}); make one from raw videos with "
+            f"`python sonic_preprocess.py --input RAW_VIDEOS --output {dataset} --checkpoint checkpoints`"
+        )
+    fields = {field.name for field in dataclasses.fields(SegmentRecord)}
+    records = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            values = json.loads(line)
+            records.append(SegmentRecord(**{key: values[key] for key in fields}))
+    return records
+
+
+def load_features(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of one segment's ``features.safetensors`` (keys as in FEATURE_KEYS)."""
+    return load_file(Path(folder) / FEATURES)
