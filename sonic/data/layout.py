@@ -32,7 +32,8 @@ VIDEO, AUDIO, FEATURES, META = "video.mp4", "audio.wav", "features.safetensors",
 
 # features.safetensors, N = num_frames at 25 fps:
 FEATURE_KEYS = {
-    "whisper": "(2N, 5, C) fp16: all Whisper-tiny encoder hidden states of the segment audio, 2 tokens per frame",
+    "whisper": "(2N, L + 1, C) fp16: all Whisper encoder hidden states (5 for whisper-tiny) of the segment audio, "
+    "2 tokens per frame (sonic.models.whisper.encode_audio)",
     "face_boxes": "(N, 4) fp32: face box x1 y1 x2 y2 per frame, crop pixels",
     "landmarks": "(N, 68, 2) fp32: 68-point landmarks per frame, crop pixels",
     "translation": "(N,) fp32: translation bucket of the 25-frame 12.5-fps window starting at each frame, NaN where "
