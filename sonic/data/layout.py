@@ -6,6 +6,8 @@
       manifest.jsonl          one SegmentRecord per usable segment (JSON per line)
       failures.jsonl          one {"source", "segment", "reason", "detail"} per rejected video or segment
       summary.json  summary.png
+      processed.jsonl         one {"source", "segments", "failures", "frames"} per finished raw video (resume state)
+      shards/<I>-of-<N>/      with --shard: each shard's manifest/failures/processed, merged into the files above
       segments/<segment id>/
         video.mp4             square face crop, resolution x resolution, 25 fps, H.264, no audio
         audio.wav             the segment's audio, 16 kHz mono PCM
@@ -29,6 +31,7 @@ FPS = 25.0
 SAMPLE_RATE = 16_000
 MANIFEST, FAILURES, SUMMARY, SEGMENTS = "manifest.jsonl", "failures.jsonl", "summary.json", "segments"
 VIDEO, AUDIO, FEATURES, META = "video.mp4", "audio.wav", "features.safetensors", "meta.json"
+PROCESSED, SHARDS, SUMMARY_PLOT = "processed.jsonl", "shards", "summary.png"
 
 # features.safetensors, N = num_frames at 25 fps:
 FEATURE_KEYS = {

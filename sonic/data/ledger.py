@@ -1,0 +1,97 @@
+"""The bookkeeping files of a dataset being built: resume state, atomic appends, shard merging.
+
+A raw video is finished once its line is in ``processed.jsonl``; its manifest and failure lines are appended just
+before it. On start, lines and segment folders of videos that are not finished (an interrupted run) are removed, so
+a rerun writes them again exactly once. Segment folders are recognised by the source hash in their id, which lets
+shards that share one output folder clean up only their own videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SHARDS
+
+STATE_FILES = (MANIFEST, FAILURES, PROCESSED)
+
+
+def source_hash(source: str) -> str:
+    """The 8-hex-digit hash of a source key; part of its segment ids (see segments.segment_id)."""
+    return hashlib.sha1(source.encode()).hexdigest()[:8]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a torn last line (killed mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def _lines(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+class Ledger:
+    """manifest/failures/processed of one run: the dataset root, or ``shards/I-of-N`` when sharded."""
+
+    def __init__(self, output: Path, shard: tuple[int, int]) -> None:
+        self.output = output
+        self.sharded = shard[1] > 1
+        self.state = output / SHARDS / f"{shard[0]}-of-{shard[1]}" if self.sharded else output
+        self.state.mkdir(parents=True, exist_ok=True)
+
+    def resume(self, sources: list[str], overwrite: bool) -> set[str]:
+        """Drops every trace of unfinished videos of ``sources`` and returns the finished ones."""
+        finished = set() if overwrite else {row["source"] for row in read_jsonl(self.state / PROCESSED)}
+        for name in STATE_FILES:  # rewritten in full: also drops a line torn by a kill
+            kept = [row for row in read_jsonl(self.state / name) if row["source"] in finished]
+            write_atomic(self.state / name, _lines(kept))
+        unfinished = {source_hash(source) for source in sources if source not in finished}
+        segments = self.output / SEGMENTS
+        for folder in segments.iterdir() if segments.is_dir() else ():
+            if _folder_hash(folder.name) in unfinished:
+                shutil.rmtree(folder)
+        return finished
+
+    def record(self, manifest: list[dict], failures: list[dict], processed: dict) -> None:
+        """Appends one finished video: its manifest and failure lines first, then the line that marks it done."""
+        for name, rows in ((MANIFEST, manifest), (FAILURES, failures), (PROCESSED, [processed])):
+            if rows:
+                with open(self.state / name, "a") as file:
+                    file.write(_lines(rows))
+                    file.flush()
+                    os.fsync(file.fileno())
+
+    def merge(self) -> None:
+        """With shards: the top-level files become the concatenation of every shard's files (sorted by shard)."""
+        if not self.sharded:
+            return
+        shard_dirs = sorted((self.output / SHARDS).iterdir())
+        for name in STATE_FILES:
+            rows = [row for folder in shard_dirs for row in read_jsonl(folder / name)]
+            write_atomic(self.output / name, _lines(rows))
+
+
+def _folder_hash(name: str) -> str | None:
+    """The source hash inside a segment folder name ``stem-HASH-START`` or ``.tmp-stem-HASH-START-PID``."""
+    parts = name.removeprefix(".tmp-").split("-")
+    if name.startswith(".tmp-"):
+        parts = parts[:-1]
+    return parts[-2] if len(parts) >= 3 else None

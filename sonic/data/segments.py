@@ -1,0 +1,163 @@
+"""Segments: planning (crop and mask boxes from the face-box union) and writing one complete segment folder.
+
+Pass 2 of preprocessing. Every frame of a segment is cropped with one fixed square box (the official inference crop,
+:func:`sonic.conditioning.square_crop_box`, applied to the union of the segment's face boxes), resized to the
+training resolution and encoded; the 68 landmarks are predicted on the resized crop, so they are in crop pixels.
+A folder is written under a hidden temporary name and renamed only when every file is complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile
+import torch
+from safetensors.torch import save_file
+from transformers import WhisperFeatureExtractor
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from sonic.conditioning import face_mask_box, square_crop_box
+from sonic.config import PreprocessConfig
+from sonic.data.layout import AUDIO, FEATURES, FPS, META, SAMPLE_RATE, SEGMENTS, VIDEO, SegmentRecord
+from sonic.data.ledger import source_hash
+from sonic.data.motion import face_box_from_landmarks, motion_buckets, usable
+from sonic.io import VideoWriter
+from sonic.models.faces import DlibFaceDetector
+from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, encode_audio
+
+
+@dataclass
+class SegmentPlan:
+    """A segment to write: source frames [start, stop), the fixed crop and the per-frame face boxes (source px)."""
+
+    id: str
+    start: int
+    stop: int
+    crop: tuple[int, int, int, int]  # square x1 y1 x2 y2 inside the frame
+    boxes: np.ndarray  # (stop - start, 4)
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop - self.start
+
+
+def segment_id(source: str, start: int) -> str:
+    """Readable and unique: the file stem, a hash of the source key, the start frame."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem)[:40] or "video"
+    return f"{stem}-{source_hash(source)}-{start:06d}"
+
+
+def split_run(start: int, stop: int, max_frames: int) -> list[tuple[int, int]]:
+    """[start, stop) -> equal consecutive parts of at most ``max_frames`` (one empty part when start == stop)."""
+    parts = max(math.ceil((stop - start) / max_frames), 1)
+    edges = [start + round(k * (stop - start) / parts) for k in range(parts + 1)]
+    return list(itertools.pairwise(edges))
+
+
+def crop_box(boxes: np.ndarray, width: int, height: int, expand_ratio: float) -> tuple[int, int, int, int]:
+    """The inference crop of the face-box union, shifted (never shrunk) to lie inside the frame."""
+    union = (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0))
+    x1, y1, x2, _ = square_crop_box(tuple(float(v) for v in union), width, height, expand_ratio)
+    side = min(x2 - x1, width, height)
+    x1, y1 = min(max(x1, 0), width - side), min(max(y1, 0), height - side)
+    return x1, y1, x1 + side, y1 + side
+
+
+def to_crop(values: np.ndarray, crop: tuple[int, int, int, int], resolution: int) -> np.ndarray:
+    """Source-pixel x/y values (..., 2k) -> crop pixels at the training resolution."""
+    scale = resolution / (crop[2] - crop[0])
+    offset = np.tile(np.array(crop[:2], dtype=np.float64), values.shape[-1] // 2)
+    return (values - offset) * scale
+
+
+def crop_frame(frame: np.ndarray, crop: tuple[int, int, int, int], resolution: int) -> np.ndarray:
+    x1, y1, x2, y2 = crop
+    patch = frame[y1:y2, x1:x2]
+    # area filtering only where linear would alias (it costs 6.6 ms against 1 ms for an 800 -> 576 px crop)
+    shrink = patch.shape[0] / resolution
+    interpolation = cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR if shrink > 1 else cv2.INTER_CUBIC
+    return cv2.resize(patch, (resolution, resolution), interpolation=interpolation)
+
+
+class SegmentWriter:
+    """Streams one segment's frames into a temporary folder; :meth:`finish` adds audio and features and renames it."""
+
+    def __init__(self, plan: SegmentPlan, source: str, output: Path, config: PreprocessConfig) -> None:
+        self.plan, self.source, self.config = plan, source, config
+        self.final = output / SEGMENTS / plan.id
+        self.temp = output / SEGMENTS / f".tmp-{plan.id}-{os.getpid()}"
+        shutil.rmtree(self.temp, ignore_errors=True)
+        self.temp.mkdir(parents=True)
+        self.boxes = to_crop(plan.boxes, plan.crop, config.resolution)
+        self.landmarks: list[np.ndarray] = []
+        self.video = VideoWriter(self.temp / VIDEO, fps=FPS)
+
+    def write(self, frame: np.ndarray, landmarker: DlibFaceDetector) -> None:
+        """Crops, predicts the landmarks twice and encodes the frame.
+
+        The shape predictor starts from its box: from the interpolated detector box (quantised by the HOG cell,
+        jumping by up to 8 detection pixels) the landmarks jitter with the box. The second prediction starts from
+        the box implied by the first landmarks, which follows the face smoothly; that box is stored.
+        """
+        crop = crop_frame(frame, self.plan.crop, self.config.resolution)
+        index = len(self.landmarks)
+        first = landmarker.landmarks68(crop, tuple(float(v) for v in self.boxes[index]))
+        self.boxes[index] = face_box_from_landmarks(first)
+        self.landmarks.append(landmarker.landmarks68(crop, tuple(self.boxes[index])))
+        self.video.write(crop)
+
+    def abort(self) -> None:
+        self.video.abort()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def finish(self, audio: np.ndarray, extractor: WhisperFeatureExtractor, encoder: WhisperEncoder) -> SegmentRecord:
+        """Writes audio, features and metadata, then renames the folder."""
+        plan, config = self.plan, self.config
+        self.video.close()
+        waveform = audio[plan.start * SAMPLES_PER_VIDEO_FRAME : plan.stop * SAMPLES_PER_VIDEO_FRAME]
+        soundfile.write(self.temp / AUDIO, waveform, SAMPLE_RATE, subtype="PCM_16")
+        features = self._features(waveform, extractor, encoder)
+        save_file(features, str(self.temp / FEATURES))
+        union = (*self.boxes[:, :2].min(axis=0), *self.boxes[:, 2:].max(axis=0))
+        mask = face_mask_box(tuple(float(v) for v in union), config.resolution, config.resolution, config.mask_area)
+        record = SegmentRecord(plan.id, self.source, plan.start, plan.num_frames, config.resolution, list(mask))
+        meta = {**asdict(record), **self._details(features)}
+        (self.temp / META).write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(self.final, ignore_errors=True)  # a leftover of an interrupted run, never in the manifest
+        os.replace(self.temp, self.final)
+        return record
+
+    def _features(
+        self, waveform: np.ndarray, extractor: WhisperFeatureExtractor, encoder: WhisperEncoder
+    ) -> dict[str, torch.Tensor]:
+        landmarks = np.stack(self.landmarks)
+        translation, expression = motion_buckets(landmarks, self.config.translation_scale, self.config.expression_scale)
+        whisper = encode_audio(waveform, extractor, encoder).hidden_states.half().cpu()
+        return {
+            "whisper": whisper.contiguous(),
+            "face_boxes": torch.from_numpy(self.boxes.astype(np.float32)),
+            "landmarks": torch.from_numpy(landmarks.astype(np.float32)),
+            "translation": torch.from_numpy(translation),
+            "expression": torch.from_numpy(expression),
+        }
+
+    def _details(self, features: dict[str, torch.Tensor]) -> dict:
+        """meta.json extras: where the crop came from and the per-segment label statistics."""
+        translation, expression = features["translation"].numpy(), features["expression"].numpy()
+        fits = ~np.isnan(translation)
+        return {
+            "crop_box": list(self.plan.crop),
+            "usable_windows": int(usable(translation, expression, self.config.max_bucket).sum()),
+            "windows": int(fits.sum()),
+            "translation_median": float(np.median(translation[fits])) if fits.any() else None,
+            "expression_median": float(np.median(expression[fits])) if fits.any() else None,
+        }

@@ -1,0 +1,161 @@
+"""Main-face tracking: face detection on a stride plus shot-cut detection, then runs of frames with one usable face.
+
+Pass 1 of preprocessing. Detection (dlib HOG, 40-180 ms per frame) runs every ``detect_stride`` frames and on both
+sides of every shot cut; boxes in between are interpolated linearly. Cuts are found on every frame from 32x32 grey
+thumbnails (cheap). A run ends at a cut, at a face jump (consecutive detections overlap less than ``min_track_iou``)
+and when detections fail more than ``max_detection_gap`` times in a row; failed detections carry the rejection reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from sonic.config import PreprocessConfig
+from sonic.models.faces import Face, FaceDetector
+
+OK, NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL = "ok", "no_face", "multiple_faces", "face_too_small"
+THUMBNAIL = 32
+
+
+@dataclass
+class Detection:
+    frame: int
+    shot: int
+    status: str  # OK or a rejection reason
+    box: tuple[float, float, float, float] | None  # the main face, source pixels
+
+
+@dataclass
+class Scan:
+    """Pass-1 result of one video."""
+
+    num_frames: int = 0
+    width: int = 0
+    height: int = 0
+    detections: list[Detection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames [start, stop) with a verdict: OK runs become segments, the rest are rejections."""
+
+    start: int
+    stop: int
+    status: str
+
+
+def classify(faces: list[Face], config: PreprocessConfig) -> tuple[str, Face | None]:
+    """One frame's faces (largest first) -> (status, main face)."""
+    if not faces:
+        return NO_FACE, None
+    main = faces[0]
+    if len(faces) > 1 and faces[1].area >= config.similar_face_ratio * main.area:
+        return MULTIPLE_FACES, main
+    if np.sqrt(main.area) < config.min_face_size:
+        return FACE_TOO_SMALL, main
+    return OK, main
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def scan(
+    frames: Iterable[np.ndarray], detector: FaceDetector, config: PreprocessConfig, width: int, height: int
+) -> Scan:
+    """Runs detection on the stride schedule (plus the frames on both sides of each cut and the last frame).
+
+    ``frames`` may be downscaled copies of the ``width`` x ``height`` source; boxes are stored in source pixels.
+    """
+    result, shot = Scan(width=width, height=height), 0
+    previous: np.ndarray | None = None
+    previous_thumb: np.ndarray | None = None
+    last_detected = -1
+
+    def detect(image: np.ndarray, index: int) -> None:
+        nonlocal last_detected
+        scale = width / image.shape[1]
+        faces = [Face(tuple(v * scale for v in f.box), f.score, f.landmarks * scale) for f in detector(image)]
+        status, face = classify(faces, config)
+        result.detections.append(Detection(index, shot, status, None if face is None else face.box))
+        last_detected = index
+
+    for index, frame in enumerate(frames):
+        thumb = _thumbnail(frame)
+        cut = previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) > config.cut_threshold
+        if cut:
+            if last_detected != index - 1:
+                detect(previous, index - 1)
+            shot += 1
+        if cut or index == 0 or index - last_detected >= config.detect_stride:
+            detect(frame, index)
+        previous, previous_thumb, result.num_frames = frame, thumb, index + 1
+    if previous is not None and last_detected != result.num_frames - 1:
+        detect(previous, result.num_frames - 1)
+    return result
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    inter_w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    inter_h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def spans(detections: list[Detection], config: PreprocessConfig) -> list[Span]:
+    """Splits the detection sequence into OK runs (first to last good detection) and rejected spans."""
+    result: list[Span] = []
+    run: list[Detection] = []  # good detections of the current run
+    failed: list[Detection] = []  # failed detections since the last good one
+
+    def close_run() -> None:
+        if run:
+            result.append(Span(run[0].frame, run[-1].frame + 1, OK))
+            run.clear()
+
+    for detection in detections:
+        if detection.status != OK:
+            failed.append(detection)
+            if len(failed) > config.max_detection_gap or (run and detection.shot != run[-1].shot):
+                close_run()
+            continue
+        continues = (
+            run
+            and detection.shot == run[-1].shot
+            and len(failed) <= config.max_detection_gap
+            and iou(detection.box, run[-1].box) >= config.min_track_iou
+        )
+        if not continues:
+            close_run()
+            result.extend(_failed_spans(failed))
+        failed.clear()
+        run.append(detection)
+    close_run()
+    result.extend(_failed_spans(failed))
+    return sorted(result, key=lambda span: span.start)
+
+
+def _failed_spans(failed: list[Detection]) -> list[Span]:
+    """Consecutive failed detections with the same reason -> one rejected span each."""
+    out: list[Span] = []
+    for detection in failed:
+        if out and out[-1].status == detection.status:
+            out[-1] = Span(out[-1].start, detection.frame + 1, detection.status)
+        else:
+            out.append(Span(detection.frame, detection.frame + 1, detection.status))
+    return out
+
+
+def interpolate_boxes(detections: list[Detection], start: int, stop: int) -> np.ndarray:
+    """(stop - start, 4) boxes of an OK span: linear interpolation between its good detections."""
+    good = [d for d in detections if d.status == OK and start <= d.frame < stop]
+    frames = np.array([d.frame for d in good], dtype=np.float64)
+    boxes = np.array([d.box for d in good], dtype=np.float64)
+    targets = np.arange(start, stop, dtype=np.float64)
+    return np.stack([np.interp(targets, frames, boxes[:, k]) for k in range(4)], axis=1)

@@ -1,0 +1,119 @@
+"""Synthetic talking-head test videos built from the committed example portrait and speech.
+
+The portrait (512x512, dlib finds the face at about (175, 76, 266, 167)) is moved and its mouth region warped over
+time with known amplitudes, so preprocessing results can be checked against what was applied. Not real talking heads:
+the face is a still photograph whose pixels are displaced.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import PIL.Image
+
+from sonic.io import VideoWriter, load_audio
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PORTRAIT, SPEECH = EXAMPLES / "portrait.jpg", EXAMPLES / "speech.wav"  # speech.wav lasts 5.5 s
+MOUTH = (222.0, 145.0)  # mouth centre in the 512-px portrait (mean of dlib landmarks 48-67)
+MOTION_HZ, SYLLABLE_HZ = 1.0, 4.0  # head sway and mouth opening frequencies
+
+
+def _canvas(size: int | tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """The portrait scaled to the frame width and centred vertically (reflected borders above and below).
+
+    Returns the (H, W, 3) frame, the portrait's scale and its top-left offset.
+    """
+    width, height = (size, size) if isinstance(size, int) else size
+    portrait = np.asarray(PIL.Image.open(PORTRAIT).convert("RGB"))
+    side = min(width, height)
+    scaled = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
+    top, left = (height - side) // 2, (width - side) // 2
+    frame = cv2.copyMakeBorder(scaled, top, height - side - top, left, width - side - left, cv2.BORDER_REFLECT)
+    return frame, side / portrait.shape[0], (left, top)
+
+
+def _speech(seconds: float) -> np.ndarray:
+    waveform = load_audio(SPEECH)
+    needed = int(seconds * 16_000)
+    if needed > len(waveform):
+        waveform = np.tile(waveform, needed // len(waveform) + 1)
+    return waveform[:needed]
+
+
+def _jaw_field(shape: tuple[int, int], scale: float, offset: tuple[int, int]) -> np.ndarray:
+    """Downward displacement (pixels per unit opening) of the lower lip and chin, zero above the mouth centre."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    x = (xs - offset[0]) / scale - MOUTH[0]
+    y = (ys - offset[1]) / scale - MOUTH[1]
+    ramp = np.clip((y + 5) / 15, 0, 1) * np.exp(-(np.maximum(y - 10, 0) ** 2) / (2 * 20**2))
+    return (ramp * np.exp(-(x**2) / (2 * 30**2)) * scale).astype(np.float32)
+
+
+def make_talking_video(
+    path: str | Path,
+    *,
+    seconds: float = 3.0,
+    translate_px: float = 0.0,
+    mouth_warp: float = 0.0,
+    with_audio: bool = True,
+    fps: float = 25,
+    size: int | tuple[int, int] = 384,
+) -> Path:
+    """An mp4 of the portrait: the head circles with radius ``translate_px`` frame pixels at 1 Hz, the jaw opens by
+    up to ``mouth_warp`` portrait pixels (512-px scale) at 4 Hz, with the speech as an AAC track unless
+    ``with_audio`` is False. ``size``: a square side or (width, height)."""
+    base, scale, offset = _canvas(size)
+    height, width = base.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    jaw = _jaw_field((height, width), scale, offset)
+    audio = _speech(seconds) if with_audio else None
+    with VideoWriter(path, fps=fps, audio=audio) as writer:
+        for index in range(round(seconds * fps)):
+            t = index / fps
+            dx = float(translate_px * np.sin(2 * np.pi * MOTION_HZ * t))
+            dy = float(translate_px * np.cos(2 * np.pi * MOTION_HZ * t))
+            opening = float(mouth_warp * (0.5 - 0.5 * np.cos(2 * np.pi * SYLLABLE_HZ * t)))
+            map_x, map_y = xs - dx, ys - dy
+            map_y = map_y - opening * cv2.remap(jaw, map_x, map_y, cv2.INTER_LINEAR)
+            writer.write(cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return Path(path)
+
+
+def make_faceless_video(path: str | Path, *, seconds: float = 3.0, size: int = 256) -> Path:
+    """A slowly moving colour gradient with the speech track: decodes fine, no face anywhere."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    with VideoWriter(path, fps=25, audio=_speech(seconds)) as writer:
+        for index in range(round(seconds * 25)):
+            phase = index / 25
+            rgb = np.stack([xs, ys, 0.5 + 0.5 * np.sin(2 * np.pi * (xs + ys + phase))], axis=2)
+            writer.write((rgb * 255).astype(np.uint8))
+    return Path(path)
+
+
+def make_truncated_video(path: str | Path, *, keep: float = 0.5) -> Path:
+    """A talking video cut to ``keep`` of its bytes, as an interrupted download leaves it."""
+    make_talking_video(path, seconds=2.5, size=256)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])
+    return Path(path)
+
+
+def make_vfr_video(path: str | Path, times: list[float], *, size: int = 64) -> Path:
+    """A variable-frame-rate mp4 (no audio): frame i is shown from ``times[i]`` seconds and is filled with grey
+    level 10 * i, so a decoder's choice of source frame can be read back from the pixels."""
+    container = av.open(str(path), "w", format="mp4")
+    stream = container.add_stream("libx264", rate=25, options={"crf": "10"})
+    stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 1000)
+    for index, time in enumerate(times):
+        frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 10 * index, np.uint8), format="rgb24")
+        frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+    container.close()
+    return Path(path)

@@ -1,0 +1,320 @@
+"""Preprocessing end to end on generated videos (tests/media.py), plus the tracking and bookkeeping rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import sonic_preprocess
+from sonic.config import ConfigError, PreprocessConfig
+from sonic.data import tracking
+from sonic.data.decode import decode_frames, read_audio, to_rgb
+from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SUMMARY, SUMMARY_PLOT, load_features
+from sonic.data.ledger import Ledger
+from sonic.data.motion import rigid_boxes
+from sonic.data.preprocess import in_shard, list_videos, plan_segments, preprocess_dataset
+from sonic.data.verify import main as verify_main
+from sonic.data.verify import verify_dataset
+from sonic.io import MediaError, load_audio, read_video_info
+from sonic.models.faces import Face
+from tests.media import SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
+
+RESOLUTION = 256
+TRANSLATIONS = {"still": 0.0, "move_small": 4.0, "move_large": 10.0}  # circle radius in frame pixels (384-px video)
+MOUTHS = {"mouth_small": 6.0, "mouth_large": 12.0}  # jaw opening in 512-px portrait pixels
+REJECTED = {"silent.mp4": "no_audio", "noface.mp4": "no_face", "truncated.mp4": "unreadable"}
+
+
+@pytest.fixture(scope="session")
+def raw_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    for name, radius in TRANSLATIONS.items():
+        make_talking_video(folder / f"{name}.mp4", translate_px=radius)
+    for name, warp in MOUTHS.items():
+        make_talking_video(folder / f"{name}.mp4", mouth_warp=warp)
+    make_talking_video(folder / "nested" / "fps30.mp4", seconds=2.5, fps=30)
+    make_talking_video(folder / "silent.mp4", with_audio=False, seconds=2.5, size=256)
+    make_faceless_video(folder / "noface.mp4")
+    make_truncated_video(folder / "truncated.mp4")
+    (folder / "notes.txt").write_text("not a video")
+    return folder
+
+
+def config_for(raw: Path, output: Path, checkpoint: Path, **overrides) -> PreprocessConfig:
+    return PreprocessConfig(
+        input=str(raw), output=str(output), checkpoint=str(checkpoint), resolution=RESOLUTION, **overrides
+    )
+
+
+@pytest.fixture(scope="session")
+def dataset(raw_videos: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("dataset")
+    return output, preprocess_dataset(config_for(raw_videos, output, tiny_checkpoint))
+
+
+def by_source(output: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (output / MANIFEST).read_text().splitlines()]
+    return {row["source"]: row for row in rows}
+
+
+def median_buckets(output: Path, source: str) -> tuple[float, float]:
+    features = load_features(output / SEGMENTS / by_source(output)[source]["id"])
+    return float(np.nanmedian(features["translation"])), float(np.nanmedian(features["expression"]))
+
+
+# ----------------------------------------------------------------------------------------------------- end to end
+def test_segments_and_rejections(dataset):
+    output, summary = dataset
+    expected = {f"{name}.mp4" for name in (*TRANSLATIONS, *MOUTHS)} | {"nested/fps30.mp4"}
+    assert set(by_source(output)) == expected
+    failures = [json.loads(line) for line in (output / FAILURES).read_text().splitlines()]
+    assert {row["source"]: row["reason"] for row in failures} == REJECTED
+    processed = {json.loads(line)["source"] for line in (output / PROCESSED).read_text().splitlines()}
+    assert processed == expected | set(REJECTED)
+    assert summary["segments"] == len(expected)
+    assert summary["failures"] == {"no_audio": 1, "no_face": 1, "unreadable": 1}
+    assert json.loads((output / SUMMARY).read_text())["segments"] == len(expected)
+    assert (output / SUMMARY_PLOT).stat().st_size > 1000
+    assert not list((output / SEGMENTS).glob(".tmp-*"))
+
+
+def test_translation_bucket_matches_the_applied_motion(dataset):
+    """Radius A in frame pixels -> A * resolution / crop side in crop pixels -> scale * (A_crop / S)^2."""
+    output, summary = dataset
+    scale = summary["config"]["translation_scale"]
+    medians = {}
+    for name, radius in TRANSLATIONS.items():
+        row = by_source(output)[f"{name}.mp4"]
+        meta = json.loads((output / SEGMENTS / row["id"] / "meta.json").read_text())
+        boxes = rigid_boxes(load_features(output / SEGMENTS / row["id"])["landmarks"].numpy())
+        size = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).mean()
+        radius_crop = radius * RESOLUTION / (meta["crop_box"][2] - meta["crop_box"][0])
+        medians[name] = median_buckets(output, f"{name}.mp4")[0]
+        assert medians[name] == pytest.approx(scale * (radius_crop / size) ** 2, rel=0.25, abs=1.0)
+    assert medians["still"] < 1.0 < medians["move_small"] < 128 < medians["move_large"]
+    row = by_source(output)["move_large.mp4"]
+    assert json.loads((output / SEGMENTS / row["id"] / "meta.json").read_text())["usable_windows"] == 0
+
+
+def test_expression_bucket_grows_with_the_mouth_warp(dataset):
+    output, _ = dataset
+    still, small, large = (median_buckets(output, f"{name}.mp4") for name in ("still", *MOUTHS))
+    assert still[1] < 1.0 < small[1] < large[1] < 128
+    assert small[0] < 2.0 and large[0] < 2.0  # the head does not move
+
+
+def test_feature_lengths_match_audio_and_video(dataset):
+    output, _ = dataset
+    for source, row in by_source(output).items():
+        folder = output / SEGMENTS / row["id"]
+        frames = row["num_frames"]
+        # 75 frames at 30 fps cover [0, 2.5) s: the 25-fps slots 0, 0.04, ..., 2.48 s
+        assert frames == (63 if "fps30" in source else 75), source
+        features = load_features(folder)
+        assert features["whisper"].shape[0] == 2 * frames and features["whisper"].dtype.itemsize == 2
+        assert features["landmarks"].shape == (frames, 68, 2) and features["face_boxes"].shape == (frames, 4)
+        assert soundfile.info(str(folder / "audio.wav")).frames == frames * 640
+        info = read_video_info(folder / "video.mp4")
+        assert (info.num_frames, info.width, info.height, info.has_audio) == (frames, RESOLUTION, RESOLUTION, False)
+        x1, y1, x2, y2 = row["mask_box"]
+        assert 0 <= x1 < x2 <= RESOLUTION and 0 <= y1 < y2 <= RESOLUTION
+        boxes = features["face_boxes"].numpy()
+        assert (boxes[:, :2] >= x1 - 0.1 * RESOLUTION).all() and (boxes[:, 2:] <= x2 + 0.1 * RESOLUTION).all()
+
+
+def test_verify_passes_and_reports_a_damaged_entry(dataset, tmp_path, capsys):
+    output, _ = dataset
+    assert verify_dataset(output) == []
+    damaged = tmp_path / "damaged"
+    shutil.copytree(output, damaged)
+    row = by_source(damaged)["still.mp4"]
+    video = damaged / SEGMENTS / row["id"] / "video.mp4"
+    video.write_bytes(video.read_bytes()[:2000])
+    (damaged / SEGMENTS / by_source(damaged)["mouth_small.mp4"]["id"] / "audio.wav").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        verify_main([str(damaged)])
+    assert exit_info.value.code == 1
+    printed = capsys.readouterr().out
+    assert f"{row['id']}: " in printed and "missing audio.wav" in printed and "2 problem(s)" in printed
+
+
+def test_interrupted_run_resumes_to_the_same_manifest(dataset, raw_videos, tiny_checkpoint, tmp_path, monkeypatch):
+    """Killed after the second video's segment folder was renamed but before its manifest line: the rerun removes
+    that folder and a stale temporary folder, ignores a torn manifest line, and ends with the same lines as the
+    uninterrupted run (a list file next to the videos gives the same source keys, hence the same ids)."""
+    reference, _ = dataset
+    names = ["mouth_small.mp4", "noface.mp4", "still.mp4"]
+    listing = raw_videos / "resume_list.txt"
+    listing.write_text("".join(f"{name}\n" for name in names))
+    output = tmp_path / "resumed"
+    config = config_for(listing, output, tiny_checkpoint)
+    original = Ledger.record
+
+    def record_then_die(self, manifest, failures, processed):
+        if processed["source"] == "still.mp4":
+            raise KeyboardInterrupt("simulated kill")
+        original(self, manifest, failures, processed)
+
+    monkeypatch.setattr(Ledger, "record", record_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess_dataset(config)
+    monkeypatch.setattr(Ledger, "record", original)
+    assert [json.loads(line)["source"] for line in (output / PROCESSED).read_text().splitlines()] == names[:2]
+    orphan = by_source(reference)["still.mp4"]["id"]
+    assert (output / SEGMENTS / orphan / "meta.json").is_file()  # complete, but not in the manifest
+    (output / SEGMENTS / f".tmp-{orphan}-12345").mkdir()
+    with open(output / MANIFEST, "a") as file:
+        file.write('{"id": "torn')
+    assert preprocess_dataset(config)["run"]["skipped"] == 2
+    for name in (MANIFEST, FAILURES):
+        lines = (reference / name).read_text().splitlines(keepends=True)
+        expected = "".join(line for line in lines if json.loads(line)["source"] in names)
+        assert (output / name).read_text() == expected
+    expected_folders = sorted(by_source(reference)[name]["id"] for name in ("mouth_small.mp4", "still.mp4"))
+    assert sorted(folder.name for folder in (output / SEGMENTS).iterdir()) == expected_folders
+    assert preprocess_dataset(config)["run"]["videos"] == 0
+
+
+def test_shards_split_the_work_and_merge(raw_videos, tiny_checkpoint, tmp_path, dataset):
+    reference, _ = dataset
+    listing = tmp_path / "list.txt"
+    names = ("still.mp4", "noface.mp4", "silent.mp4")
+    listing.write_text("# three videos\n\n" + "".join(f"{raw_videos / name}\n" for name in names))
+    keys = [key for key, _ in list_videos(listing)]
+    assert len(keys) == 3
+    assert all(sum(in_shard(key, index, 2) for index in range(2)) == 1 for key in keys)
+    output = tmp_path / "sharded"
+    for index in range(2):
+        preprocess_dataset(config_for(listing, output, tiny_checkpoint, shard=f"{index}/2"))
+    manifest = [json.loads(line) for line in (output / MANIFEST).read_text().splitlines()]
+    assert [row["num_frames"] for row in manifest] == [by_source(reference)["still.mp4"]["num_frames"]]
+    reasons = sorted(json.loads(line)["reason"] for line in (output / FAILURES).read_text().splitlines())
+    assert reasons == ["no_audio", "no_face"]
+    assert verify_dataset(output) == []
+
+
+def test_parallel_workers_give_the_same_segments(raw_videos, tiny_checkpoint, tmp_path, dataset):
+    reference, _ = dataset
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{raw_videos / 'still.mp4'}\n{raw_videos / 'truncated.mp4'}\n")
+    output = tmp_path / "parallel"
+    flags = {"input": listing, "output": output, "checkpoint": tiny_checkpoint, "resolution": RESOLUTION, "workers": 2}
+    summary = sonic_preprocess.main([item for key, value in flags.items() for item in (f"--{key}", str(value))])
+    assert summary["segments"] == 1 and summary["failures"] == {"unreadable": 1}
+    still = next(iter(by_source(output).values()))
+    expected = load_features(reference / SEGMENTS / by_source(reference)["still.mp4"]["id"])
+    np.testing.assert_allclose(load_features(output / SEGMENTS / still["id"])["landmarks"], expected["landmarks"])
+
+
+# ------------------------------------------------------------------------------------------- rules without videos
+def detections(*items: tuple[int, int, str, tuple | None]) -> list[tracking.Detection]:
+    return [tracking.Detection(frame, shot, status, box) for frame, shot, status, box in items]
+
+
+BOX = (100.0, 100.0, 200.0, 200.0)
+MOVED = (180.0, 100.0, 280.0, 200.0)  # IoU with BOX 0.11: a face jump
+
+
+def test_spans_bridge_single_misses_and_split_at_cuts_jumps_and_long_gaps():
+    config = PreprocessConfig(input="x", output="y")
+    found = tracking.spans(
+        detections((0, 0, "ok", BOX), (5, 0, "no_face", None), (10, 0, "ok", BOX), (14, 0, "ok", BOX),
+                   (15, 1, "ok", BOX), (20, 1, "ok", MOVED), (25, 1, "no_face", None), (30, 1, "no_face", None),
+                   (35, 1, "multiple_faces", BOX), (40, 1, "ok", BOX), (45, 1, "ok", BOX)),
+        config,
+    )  # fmt: skip
+    assert [(s.start, s.stop, s.status) for s in found] == [
+        (0, 15, "ok"),  # the miss at 5 is bridged
+        (15, 16, "ok"),  # cut at 15, then a jump at 20
+        (20, 21, "ok"),
+        (25, 31, "no_face"),
+        (35, 36, "multiple_faces"),
+        (40, 46, "ok"),
+    ]
+
+
+def test_classify_reasons():
+    config = PreprocessConfig(input="x", output="y", min_face_size=64)
+
+    def face(side: float) -> Face:
+        return Face(box=(0, 0, side, side), score=1.0, landmarks=np.zeros((5, 2)))
+
+    assert tracking.classify([], config) == ("no_face", None)
+    assert tracking.classify([face(100), face(80)], config)[0] == "multiple_faces"
+    assert tracking.classify([face(100), face(60)], config)[0] == "ok"
+    assert tracking.classify([face(50)], config)[0] == "face_too_small"
+
+
+def test_interpolated_boxes_are_linear_between_detections():
+    found = detections((0, 0, "ok", BOX), (4, 0, "ok", MOVED))
+    boxes = tracking.interpolate_boxes(found, 0, 5)
+    np.testing.assert_allclose(boxes[:, 0], [100, 120, 140, 160, 180])
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="I/N"):
+        PreprocessConfig(input="x", output="y", shard="3").validate()
+    with pytest.raises(ConfigError, match="0 <= I < N"):
+        PreprocessConfig(input="x", output="y", shard="2/2").validate()
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        PreprocessConfig(input="x", output="y", resolution=500).validate()
+    with pytest.raises(ConfigError, match="required"):
+        PreprocessConfig().validate()
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        list_videos("/nonexistent/videos")
+
+
+def test_scan_detects_on_the_stride_and_on_both_sides_of_a_cut():
+    config = PreprocessConfig(input="x", output="y", detect_stride=5)
+    seen = []
+
+    def detector(image: np.ndarray) -> list:
+        seen.append(image.shape)
+        return [Face(box=(8, 8, 40, 40), score=1.0, landmarks=np.zeros((5, 2)))]
+
+    frames = [np.full((64, 48, 3), 20 if index < 12 else 230, np.uint8) for index in range(20)]
+    result = tracking.scan(frames, detector, config, width=96, height=128)
+    assert [(d.frame, d.shot) for d in result.detections] == [(0, 0), (5, 0), (10, 0), (11, 0), (12, 1), (17, 1),
+                                                              (19, 1)]  # fmt: skip
+    assert result.detections[0].box == (16, 16, 80, 80)  # detection-size boxes scaled to the source
+    assert (result.num_frames, result.width, result.height) == (20, 96, 128)
+
+
+def test_plan_segments_cuts_to_the_audio_and_rejects_short_runs():
+    config = PreprocessConfig(input="x", output="y", min_segment_seconds=2.0, max_segment_seconds=4.0)
+    scan = tracking.Scan(num_frames=300, width=640, height=480, detections=detections(
+        (0, 0, "ok", BOX), (30, 0, "ok", BOX),  # 31 frames: too short
+        (31, 1, "ok", BOX), (250, 1, "ok", BOX), (260, 1, "no_face", None), (270, 1, "no_face", None),
+    ))  # fmt: skip
+    plans, failures = plan_segments("clip.mp4", scan, audio_frames=240, config=config)
+    assert [(plan.start, plan.stop) for plan in plans] == [(31, 101), (101, 170), (170, 240)]  # 209 frames, <= 4 s
+    assert [(row["reason"], row["segment"]) for row in failures] == [("too_short", [0, 31]), ("no_face", [260, 271])]
+    assert all(plan.boxes.shape == (plan.stop - plan.start, 4) for plan in plans)
+    x1, y1, x2, y2 = plans[0].crop
+    assert x2 - x1 == y2 - y1 and min(x1, y1) >= 0 and x2 <= 640 and y2 <= 480
+
+
+def test_variable_frame_rate_is_resampled_to_the_nearest_timestamp(tmp_path):
+    times = [0.0, 0.03, 0.1, 0.11, 0.2, 0.29, 0.3, 0.45, 0.5]
+    path = make_vfr_video(tmp_path / "vfr.mp4", times)
+    shown = [round(float(to_rgb(frame).mean()) / 10) for frame in decode_frames(path)]
+    nearest = [int(np.argmin([abs(t - k / 25) for t in times])) for k in range(len(shown))]
+    assert shown == nearest
+    assert len(shown) == 14  # the last frame lasts one mean frame duration: 0.5 + 0.049 s -> slots up to 0.52 s
+
+
+def test_audio_is_16khz_mono_and_aligned_with_the_first_frame(raw_videos):
+    waveform = read_audio(raw_videos / "still.mp4")
+    assert 48_000 <= len(waveform) <= 48_000 + 1024  # 3 s, plus at most one AAC frame of padding
+    speech = load_audio(SPEECH)
+    window = slice(4000, 44_000)
+    lags = range(-200, 201)
+    best = max(lags, key=lambda lag: float(np.dot(waveform[4000 + lag : 44_000 + lag], speech[window])))
+    assert abs(best) <= 2
+    with pytest.raises(MediaError, match="no audio stream"):
+        read_audio(raw_videos / "silent.mp4")
