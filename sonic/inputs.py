@@ -12,6 +12,7 @@ from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.conditioning import Box, face_mask, generation_size, square_crop_box
+from sonic.config import ConfigError
 from sonic.io import MediaError, load_audio, load_image
 from sonic.models.faces import FaceDetector, largest_face
 from sonic.models.whisper import SAMPLE_RATE, AudioFeatures, encode_audio
@@ -39,7 +40,7 @@ def find_face(image: np.ndarray, detector: FaceDetector | None, face_box: Box | 
         x1, y1, x2, y2 = face_box
         height, width = image.shape[:2]
         if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-            raise ValueError(f"face_box {face_box} is not inside the {width}x{height} image")
+            raise ConfigError(f"face_box {face_box} is not inside the {width}x{height} image")
         return tuple(float(v) for v in face_box)
     face = largest_face(detector(image)) if detector is not None else None
     if face is None:

@@ -20,6 +20,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from sonic.api import ConstructFromConfig, InferenceAPI
 from sonic.checkpoints import SonicComponents, load_components
 from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, num_generated_frames, to_buckets
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
@@ -61,8 +62,9 @@ def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
     return [1.0 - image_scale, image_scale - audio_scale, audio_scale]
 
 
-class SonicPipeline(DiffusionPipeline):
-    """Sonic inference on the diffusers SVD stack. Load with :meth:`from_pretrained` (released layout or export)."""
+class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConfig):
+    """Sonic inference on the diffusers SVD stack. Load with :meth:`from_pretrained` (released layout or export) or
+    ``SonicPipeline(InferenceConfig(...))``; ``generate`` / ``generate_video`` come from :class:`InferenceAPI`."""
 
     model_cpu_offload_seq = "audio_encoder->audio2token->image_encoder->audio2bucket->unet->vae->rife"
     _optional_components = ("rife",)

@@ -36,3 +36,13 @@ def tiny_components(tiny_checkpoint: Path):
     from sonic.checkpoints import load_components
 
     return load_components(tiny_checkpoint)
+
+
+def speech_clip(path: Path, seconds: float, offset: float = 0.5) -> Path:
+    """``seconds`` of examples/speech.wav (from ``offset``, 16 kHz) written to ``path``: short audio, fast tests."""
+    import librosa
+    import soundfile
+
+    waveform, rate = librosa.load(EXAMPLES / "speech.wav", sr=16_000, offset=offset, duration=seconds)
+    soundfile.write(path, waveform, rate)
+    return path

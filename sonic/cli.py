@@ -1,0 +1,124 @@
+"""Command line of Sonic (``python sonic_demo.py``): one video, a batch of videos, or the Gradio app.
+
+Exit codes: 0 success; 2 a user error (bad option, missing or unusable file, incomplete checkpoint), printed as
+``error: message`` without a traceback; 1 an internal error (a bug), printed with its traceback. In batch mode every
+job runs even when some fail; the exit code is then 2 when all failures are user errors and 1 when any is internal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from sonic.api import USER_ERRORS
+from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders, run_batch
+from sonic.config import ConfigError, InferenceConfig, add_arguments, config_from_args
+from sonic.pipeline import SonicPipeline
+
+EPILOG = """examples:
+  python sonic_demo.py --checkpoint checkpoints --image examples/portrait.jpg --audio examples/speech.wav \\
+      --output out.mp4 --motion moderate --seed 42
+  python sonic_demo.py --batch jobs.csv --output-dir outputs        # CSV header: image,audio[,output]
+  python sonic_demo.py --image-dir faces --audio-dir speech --output-dir outputs   # pairs faces/x.jpg, speech/x.wav
+  python sonic_demo.py --gradio [--host 0.0.0.0] [--port 7860] [--share]
+"""
+MODES = "--image/--audio, --batch, --image-dir/--audio-dir or --gradio"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sonic_demo.py",
+        description="Sonic: animate a portrait with speech (audio-driven talking-head video).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    single = parser.add_argument_group("one video")
+    single.add_argument("--image", type=Path, help="portrait image (jpg, png, ...)")
+    single.add_argument("--audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
+    single.add_argument("--output", type=Path, default=Path("output.mp4"), help="mp4 to write (default: output.mp4)")
+    batch = parser.add_argument_group("batch mode: every job runs, failures are listed at the end")
+    batch.add_argument("--batch", type=Path, metavar="LIST.csv", help="CSV with a header image,audio[,output]; "
+                       "relative image/audio paths are read from the CSV's folder")  # fmt: skip
+    batch.add_argument("--image-dir", type=Path, help="folder of portraits, paired with --audio-dir by file name")
+    batch.add_argument("--audio-dir", type=Path, help="folder of audio files, paired with --image-dir by file name")
+    batch.add_argument("--output-dir", type=Path, default=Path("outputs"), help="batch outputs (default: outputs)")
+    app = parser.add_argument_group("web app")
+    app.add_argument("--gradio", action="store_true", help="start the Gradio app instead of generating")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    app.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    app.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--config", type=Path, help="YAML file of inference options; flags override its values")
+    add_arguments(parser, InferenceConfig)
+    return parser
+
+
+def choose_mode(args: argparse.Namespace) -> str:
+    given = {
+        "gradio": args.gradio,
+        "csv": args.batch is not None,
+        "folders": args.image_dir is not None or args.audio_dir is not None,
+        "single": args.image is not None or args.audio is not None,
+    }
+    chosen = [mode for mode, on in given.items() if on]
+    if len(chosen) != 1:
+        raise ConfigError(f"give exactly one of {MODES} (see --help)")
+    return chosen[0]
+
+
+def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchReport]:
+    """The jobs to run and a report holding the failures known before any generation (unpaired files)."""
+    if mode == "csv":
+        return jobs_from_csv(args.batch, args.output_dir), BatchReport()
+    if mode == "folders":
+        if args.image_dir is None or args.audio_dir is None:
+            raise ConfigError("--image-dir and --audio-dir go together")
+        jobs, unpaired = jobs_from_folders(args.image_dir, args.audio_dir, args.output_dir)
+        return jobs, BatchReport(failures=unpaired)
+    if args.image is None or args.audio is None:
+        raise ConfigError("--image and --audio are both required")
+    for path in (args.image, args.audio):
+        if not path.is_file():  # checked before the model loads
+            raise FileNotFoundError(f"{path}: file not found")
+    return [Job(args.image, args.audio, args.output)], BatchReport()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(InferenceConfig, args, args.config)
+    mode = choose_mode(args)
+    if mode == "gradio":
+        from sonic.app import launch
+
+        launch(config, host=args.host, port=args.port, share=args.share)
+        return 0
+    jobs, report = collect_jobs(args, mode)
+    pipeline = SonicPipeline(config)
+
+    def generate(job: Job) -> Path:
+        path = pipeline.generate_video(job.image, job.audio, job.output)
+        print(f"wrote {path}", flush=True)
+        return path
+
+    if mode == "single":
+        generate(jobs[0])
+        return 0
+    report = run_batch(generate, jobs, report)
+    print(report.summary(), file=sys.stderr if report.failures else sys.stdout)
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("error: internal error; the traceback above is worth a bug report", file=sys.stderr)
+        return 1
