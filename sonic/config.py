@@ -183,8 +183,166 @@ class InferenceConfig(ConfigBase):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Preprocessing (sonic_preprocess.py): class PreprocessConfig(ConfigBase), section "preprocess", owned by sonic/data.
+# Preprocessing (sonic_preprocess.py), owned by sonic/data; docs/preprocessing.md explains every constant.
+
+
+@dataclasses.dataclass
+class PreprocessConfig(ConfigBase):
+    """Raw talking-head videos -> a training set (sonic.data.preprocess.preprocess_dataset)."""
+
+    section: ClassVar[str] = "preprocess"
+
+    input: str = option("", "folder searched recursively for videos (mp4 mov mkv webm avi), or a text file of paths")
+    output: str = option("", "dataset folder to write (resumable: finished videos are skipped)")
+    checkpoint: str = option("checkpoints", "checkpoint folder with whisper-tiny (and optionally yoloface_v5m.pt)")
+    resolution: int = option(576, "side of the square face crop in pixels (a multiple of 64)")
+    workers: int = option(1, "parallel worker processes (one CPU core each)")
+    shard: str = option("0/1", "I/N: process only the videos whose path hash falls in shard I of N")
+    overwrite: bool = option(False, "redo every video of this shard instead of skipping the finished ones")
+    min_segment_seconds: float = option(2.0, "shortest segment kept (one 25-frame 12.5-fps window is 1.96 s)")
+    max_segment_seconds: float = option(30.0, "longer runs are cut into equal parts (Whisper's 30 s input length)")
+    min_face_size: float = option(64.0, "smallest face kept, sqrt(box area) in source pixels")
+    similar_face_ratio: float = option(0.5, "a second face with at least this fraction of the main face's area "
+                                       "makes the frame ambiguous (multiple_faces)")  # fmt: skip
+    expand_ratio: float = option(0.5, "crop = face-box union pushed out by this ratio per side (as at inference)")
+    mask_area: float = option(1.1, "face-mask box = union of the face boxes scaled by this factor (as at inference)")
+    detect_stride: int = option(5, "detect faces every N frames and interpolate the boxes in between")
+    detect_max_side: int = option(640, "frames are downscaled to this long side for face detection (dlib)")
+    detect_upsample: int = option(0, "dlib HOG upsampling: 0 finds faces >= 80 px at the detection size, 1 >= 40 px")
+    max_detection_gap: int = option(1, "missed detections in a row bridged by interpolation before a segment ends")
+    min_track_iou: float = option(0.5, "consecutive detections overlapping less than this are a face jump (split)")
+    cut_threshold: float = option(0.12, "shot cut when the mean absolute difference of consecutive 32x32 grey "
+                                  "thumbnails (0-1) exceeds this")  # fmt: skip
+    translation_scale: float = option(2_500.0, "translation bucket = this x variance over the window of the "
+                                      "rigid-landmark face box centre and size, in face sizes")  # fmt: skip
+    expression_scale: float = option(50_000.0, "expression bucket = this x mean variance over the window of the "
+                                     "landmarks in face-box coordinates")  # fmt: skip
+    max_bucket: float = option(128.0, "windows with a bucket above this are marked unusable (kept in the files)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.input or not self.output:
+            raise ConfigError("preprocess.input and preprocess.output are required")
+        if self.resolution < 64 or self.resolution % 64:
+            raise ConfigError(f"preprocess.resolution must be a positive multiple of 64, got {self.resolution}")
+        for name in ("workers", "detect_stride", "detect_max_side"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"preprocess.{name} must be >= 1, got {getattr(self, name)}")
+        if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
+            raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
+        self.shard_index()
+
+    def shard_index(self) -> tuple[int, int]:
+        """``shard`` "I/N" -> (I, N), validated."""
+        try:
+            index, count = (int(part) for part in self.shard.split("/"))
+        except ValueError:
+            raise ConfigError(f"preprocess.shard must look like I/N (e.g. 0/4), got {self.shard!r}") from None
+        if not 0 <= index < count:
+            raise ConfigError(f"preprocess.shard {self.shard!r}: need 0 <= I < N")
+        return index, count
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Training (sonic_training.py): class TrainingConfig(ConfigBase), section "training", owned by sonic/training.
+# Training (sonic_training.py), owned by sonic/training; docs/training.md explains the objective and the defaults.
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+TRAINABLE = ("full", "attention", "audio")
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+
+
+@dataclasses.dataclass
+class TrainingConfig(ConfigBase):
+    """Training of the UNet and audio2token (diffusion loss) or of audio2bucket (``train_audio2bucket``)."""
+
+    section: ClassVar[str] = "training"
+
+    # models and data
+    model_path: str = option("checkpoints/stable-video-diffusion-img2vid-xt", "SVD img2vid-xt folder (UNet, VAE, "
+                             "CLIP image encoder, scheduler) to start from")  # fmt: skip
+    whisper_path: str = option("checkpoints/whisper-tiny", "whisper-tiny folder (frozen audio encoder)")
+    init_from: str | None = option(None, "released Sonic folder or our export to fine-tune; replaces model_path and "
+                                   "whisper_path")  # fmt: skip
+    data_root: str = option("", "preprocessed dataset (python sonic_preprocess.py --input RAW --output DATASET)")
+    output_dir: str = option("sonic-training", "checkpoints, logs, validation videos and the final export")
+    trainable: str = option("full", "trained parameters besides audio2token: the whole UNet, its attention layers, "
+                            "or only the audio key/value projections", choices=TRAINABLE)  # fmt: skip
+    train_audio2bucket: bool = option(False, "train audio2bucket (motion bucket regression) instead of the UNet")
+    # samples
+    resolution: int = option(576, "side of the square training frames (the dataset crops are resized to it)")
+    num_frames: int = option(25, "generated frames per training clip (one inference window is 25)")
+    fps: float = option(12.5, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
+    window_stride: int = option(25, "25-fps frames between the starts of consecutive training clips of a segment")
+    max_bucket: float = option(128.0, "clips whose translation or expression bucket exceeds this are skipped")
+    # optimisation
+    train_batch_size: int = option(1, "clips per device per step")
+    gradient_accumulation_steps: int = option(1, "micro-batches per optimiser step")
+    num_train_epochs: int = option(100, "passes over the dataset (ignored when max_train_steps is set)")
+    max_train_steps: int | None = option(None, "optimiser steps to run; overrides num_train_epochs")
+    learning_rate: float = option(1e-5, "peak learning rate (AdamW)")
+    adam_beta1: float = option(0.9, "AdamW beta1")
+    adam_beta2: float = option(0.999, "AdamW beta2")
+    adam_weight_decay: float = option(1e-2, "AdamW weight decay")
+    adam_epsilon: float = option(1e-8, "AdamW epsilon")
+    use_8bit_adam: bool = option(False, "bitsandbytes' 8-bit AdamW (GPU only; pip install bitsandbytes)")
+    lr_scheduler: str = option("constant_with_warmup", "learning-rate schedule (diffusers.optimization)",
+                               choices=LR_SCHEDULERS)  # fmt: skip
+    lr_warmup_steps: int = option(500, "linear warm-up steps")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    mixed_precision: str = option("bf16", "autocast precision; frozen encoders are stored in it", MIXED_PRECISION)
+    gradient_checkpointing: bool = option(False, "recompute UNet activations in the backward pass (less memory)")
+    use_ema: bool = option(False, "keep an exponential moving average of the trained weights (used for validation "
+                           "and the export)")  # fmt: skip
+    ema_decay: float = option(0.9999, "EMA decay")
+    # objective (docs/training.md)
+    p_mean: float = option(0.7, "mean of log sigma (EDM log-normal noise levels)")
+    p_std: float = option(1.6, "standard deviation of log sigma")
+    drop_audio: float = option(0.05, "probability of training a clip with the 'no audio' condition")
+    drop_image: float = option(0.05, "probability of the 'no image' condition (zero CLIP embedding and latent)")
+    drop_both: float = option(0.05, "probability of dropping audio and image together")
+    # checkpoints, validation, logging
+    checkpointing_steps: int = option(500, "save the training state every N optimiser steps")
+    checkpoints_total_limit: int | None = option(3, "keep only the newest N checkpoints (None keeps all)")
+    resume_from_checkpoint: str | None = option(None, "a checkpoint folder, or 'latest' in output_dir")
+    validation_steps: int = option(500, "generate a validation video every N optimiser steps (needs the pair below)")
+    validation_image: str | None = option(None, "portrait of the validation video")
+    validation_audio: str | None = option(None, "speech of the validation video")
+    validation_inference_steps: int = option(25, "denoising steps of the validation video")
+    report_to: str = option("tensorboard", "experiment tracker", choices=("tensorboard", "wandb", "none"))
+    use_wandb: bool = option(False, "shorthand for report_to: wandb")
+    tracker_project_name: str = option("sonic", "tracker project / run group name")
+    seed: int = option(42, "seed of the initialisation, the data order and the noise")
+    dataloader_num_workers: int = option(4, "data-loading processes per device (0 loads in the training process)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data_root:
+            raise ConfigError("training.data_root is required (a folder written by sonic_preprocess.py)")
+        step = 25.0 / self.fps
+        if step < 1 or step != round(step):
+            raise ConfigError(f"training.fps must be 25 / k for a whole k (12.5, 25, ...), got {self.fps}")
+        if self.resolution < 64 or self.resolution % 64:
+            raise ConfigError(f"training.resolution must be a positive multiple of 64, got {self.resolution}")
+        positive = ("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
+                    "checkpointing_steps", "validation_steps", "validation_inference_steps")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
+            raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
+        if (self.validation_image is None) != (self.validation_audio is None):
+            raise ConfigError("training.validation_image and validation_audio go together")
+
+    @property
+    def frame_step(self) -> int:
+        """25-fps frames between consecutive generated frames (2 at 12.5 fps)."""
+        return round(25.0 / self.fps)
+
+    @property
+    def drop_probability(self) -> float:
+        return self.drop_audio + self.drop_image + self.drop_both
+
+    @property
+    def tracker(self) -> str | None:
+        """The accelerate ``log_with`` value (``use_wandb`` wins over ``report_to``)."""
+        return "wandb" if self.use_wandb else None if self.report_to == "none" else self.report_to

@@ -1,0 +1,163 @@
+"""Training clips read from a preprocessed dataset (the format of :mod:`sonic.data.layout`).
+
+A clip is ``num_frames`` frames taken every ``step``-th frame of one segment (25 frames at 12.5 fps by default), plus
+what conditions it: a reference frame drawn at random from the same segment, each frame's Whisper windows (with the
+real audio beyond the clip's edges where the segment has it), the face mask and the motion buckets of the clip's
+first frame. The clips of the dataset are the start frames ``0, window_stride, 2 * window_stride, ...`` of every
+segment whose buckets are known (the 25-frame window fits) and at most ``max_bucket`` (the authors' exclusion rule).
+
+Randomness (the reference frame) comes from a generator seeded by (seed, epoch, index), so a resumed run draws the
+same references as an uninterrupted one, in any worker process. A clip that fails to load is skipped with its path
+logged, and the next clip of the dataset is returned in its place (never made-up data).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import PIL.Image
+import torch
+from torch.utils.data import Dataset
+
+from sonic.conditioning import audio_token_windows, bucket_windows
+from sonic.data.layout import VIDEO, SegmentRecord, load_features, read_manifest
+from sonic.inputs import clip_input
+from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
+
+logger = logging.getLogger(__name__)
+MAX_SKIPS = 16  # consecutive unreadable clips tolerated before the dataset is declared broken
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One training clip: a segment and the 25-fps frame where the clip starts."""
+
+    segment: SegmentRecord
+    start: int
+
+
+def list_clips(root: str | Path, span: int, window_stride: int, max_bucket: float) -> list[Clip]:
+    """The usable clips of a dataset; ``span`` = 25-fps frames a clip covers. Reads every segment's labels once."""
+    clips = []
+    for record in read_manifest(root):
+        try:
+            features = load_features(record.folder(root))
+        except (OSError, RuntimeError) as error:
+            logger.warning("skipping segment %s: %s", record.folder(root), error)
+            continue
+        buckets = torch.stack([features["translation"], features["expression"]], dim=1)
+        for start in range(0, record.num_frames - span + 1, window_stride):
+            label = buckets[start]
+            if torch.isfinite(label).all() and label.max() <= max_bucket:
+                clips.append(Clip(record, start))
+    return clips
+
+
+def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """The frames at ``indices`` of a 25-fps segment video as RGB uint8, decoding up to the last one."""
+    wanted, frames = set(indices), {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        for position, frame in enumerate(container.decode(stream)):
+            if position in wanted:
+                frames[position] = frame.to_ndarray(format="rgb24")
+            if position >= max(wanted):
+                break
+    missing = wanted - set(frames)
+    if missing:
+        raise ValueError(f"{path}: frames {sorted(missing)} are beyond the end of the video")
+    return frames
+
+
+def resized(frame: np.ndarray, resolution: int) -> PIL.Image.Image:
+    """RGB uint8 (H, W, 3) -> a square PIL image of the training resolution (LANCZOS, as inference resizes)."""
+    image = PIL.Image.fromarray(frame)
+    return (
+        image if image.size == (resolution, resolution) else image.resize((resolution, resolution), PIL.Image.LANCZOS)
+    )
+
+
+def to_pixels(image: PIL.Image.Image) -> torch.Tensor:
+    """PIL RGB -> (3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+
+
+def mask_from_box(box: list[int], crop_size: int, resolution: int) -> torch.Tensor:
+    """The segment's face-mask rectangle (crop pixels) as a (1, resolution, resolution) 0/1 mask."""
+    scale = resolution / crop_size
+    x1, y1, x2, y2 = (round(v * scale) for v in box)
+    mask = torch.zeros(1, resolution, resolution)
+    mask[:, y1:y2, x1:x2] = 1.0
+    return mask
+
+
+class SonicClipDataset(Dataset):
+    """Training clips as dicts of tensors (see :meth:`load`); ``video=False`` loads only what audio2bucket needs."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        num_frames: int = 25,
+        resolution: int = 576,
+        step: int = 2,
+        window_stride: int = 25,
+        max_bucket: float = 128.0,
+        seed: int = 0,
+        video: bool = True,
+    ):
+        self.root, self.num_frames, self.resolution, self.step = Path(root), num_frames, resolution, step
+        self.seed, self.video, self.epoch = seed, video, 0
+        self.clips = list_clips(root, (num_frames - 1) * step + 1, window_stride, max_bucket)
+        if not self.clips:
+            raise ValueError(f"{root}: no clip of {num_frames} frames at step {step} with buckets <= {max_bucket}")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the reference frames drawn for each clip (call before iterating a new epoch)."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        for offset in range(MAX_SKIPS):
+            clip = self.clips[(index + offset) % len(self.clips)]
+            try:
+                return self.load(clip, np.random.default_rng([self.seed, self.epoch, index + offset]))
+            except (OSError, ValueError, RuntimeError, KeyError, av.FFmpegError) as error:
+                logger.warning("skipping clip %s@%d: %s", clip.segment.folder(self.root), clip.start, error)
+        raise RuntimeError(f"{MAX_SKIPS} clips in a row failed to load from {self.root}: is the dataset intact?")
+
+    def load(self, clip: Clip, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
+        """pixels (F, 3, R, R) and reference (3, R, R) in [-1, 1]; clip_pixels (3, 224, 224); face_mask (1, R, R);
+        audio_windows (F, 10, L + 1, C) and bucket_windows (F, 50, 1, C) fp32; buckets (2,) of the clip."""
+        record, folder = clip.segment, clip.segment.folder(self.root)
+        features = load_features(folder)
+        whisper = features["whisper"].float()
+        if whisper.shape[0] < record.num_frames * TOKENS_PER_VIDEO_FRAME:
+            raise ValueError(f"{folder}: {whisper.shape[0]} Whisper tokens for {record.num_frames} frames")
+        # Windows are indexed in generated frames of `step` video frames: a start between two of them is moved onto
+        # the next by leading zero tokens (what lies before the audio anyway), so no real context is lost.
+        shift = -clip.start % self.step
+        whisper = torch.nn.functional.pad(whisper, (0, 0, 0, 0, shift * TOKENS_PER_VIDEO_FRAME, 0))
+        positions = (clip.start + shift) // self.step + torch.arange(self.num_frames)
+        sample = {
+            "audio_windows": audio_token_windows(whisper, positions, self.step),
+            "bucket_windows": bucket_windows(whisper, positions, self.step),
+            "buckets": torch.stack([features["translation"][clip.start], features["expression"][clip.start]]),
+            "segment": record.id,
+        }
+        frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []
+        reference = int(rng.integers(record.num_frames))
+        images = read_frames(folder / VIDEO, [*frames, reference])
+        reference_image = resized(images[reference], self.resolution)
+        sample["clip_pixels"] = clip_input(reference_image)[0]
+        if self.video:
+            sample["pixels"] = torch.stack([to_pixels(resized(images[i], self.resolution)) for i in frames])
+            sample["reference"] = to_pixels(reference_image)
+            sample["face_mask"] = mask_from_box(record.mask_box, record.resolution, self.resolution)
+        return sample

@@ -1,0 +1,294 @@
+"""The training loop on ``accelerate``: one GPU, many GPUs or nodes (DDP), DeepSpeed, or the CPU.
+
+:func:`train` builds a :class:`Run` (models, data, optimiser, trackers; resumed from a checkpoint when asked), runs
+:func:`train_step` on every micro-batch until ``max_train_steps``, and exports the weights. A resumed run continues
+bit-exact: the data order comes from a sampler seeded by (seed, epoch), each clip's own draws from (seed, epoch,
+index), and the loss's draws from a per-process generator saved with the checkpoint, so the losses after resuming
+equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from sonic.checkpoints import SonicComponents
+from sonic.config import TrainingConfig
+from sonic.data.dataset import SonicClipDataset
+from sonic.training.bucket import compute_bucket_loss
+from sonic.training.checkpointing import checkpoint_step, resume_path, save_checkpoint
+from sonic.training.export import export_all
+from sonic.training.loss import compute_loss
+from sonic.training.model import SonicDenoiser, TrainingModels, load_training_components, trainable_parameters
+from sonic.training.validation import log_validation
+
+logger = logging.getLogger(__name__)
+LossFn = Callable[[TrainingModels, dict, TrainingConfig, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainState:
+    """Progress a checkpoint restores besides what accelerate saves itself: the optimiser-step counter, the skipped
+    steps, and every process's generator of the loss's random draws (collected from all processes when saved)."""
+
+    generator: torch.Generator
+    step: int = 0
+    skipped_steps: int = 0
+    window_finite: bool = True  # no NaN/inf loss in the current accumulation window
+    window_losses: list[float] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        generators = gather_object([self.generator.get_state()])
+        return {"generators": generators, "step": self.step, "skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        generators, rank = (
+            state["generators"],
+            torch.distributed.get_rank() if torch.distributed.is_initialized() else 0,
+        )
+        if len(generators) != (torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1):
+            raise ValueError(f"the checkpoint was written by {len(generators)} processes: resume with as many")
+        self.generator.set_state(generators[rank])
+        self.step, self.skipped_steps = state["step"], state["skipped_steps"]
+
+
+@dataclass
+class Run:
+    """Everything one training run holds."""
+
+    config: TrainingConfig
+    accelerator: Accelerator
+    components: SonicComponents
+    models: TrainingModels  # models.trained is the accelerate-wrapped module
+    loss_fn: LossFn
+    parameters: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    dataset: SonicClipDataset
+    dataloader: DataLoader
+    state: TrainState
+    ema: EMAModel | None
+    steps_per_epoch: int
+    max_steps: int
+    losses: dict[int, float] = field(default_factory=dict)  # step -> loss (mean over micro-batches and processes)
+
+
+def make_accelerator(config: TrainingConfig) -> Accelerator:
+    return Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        log_with=config.tracker,
+        project_config=ProjectConfiguration(project_dir=config.output_dir, logging_dir=f"{config.output_dir}/logs"),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+    )
+
+
+def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW, or bitsandbytes' 8-bit AdamW (imported only then: it needs a GPU)."""
+    if config.use_8bit_adam:
+        try:
+            import bitsandbytes
+        except ImportError as error:
+            raise ImportError("--use_8bit_adam needs bitsandbytes: pip install bitsandbytes") from error
+        optimizer_class = bitsandbytes.optim.AdamW8bit
+    else:
+        optimizer_class = torch.optim.AdamW
+    return optimizer_class(parameters, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                           weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)  # fmt: skip
+
+
+def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
+    dataset = SonicClipDataset(config.data_root, config.num_frames, config.resolution, config.frame_step,
+                               config.window_stride, config.max_bucket, config.seed,
+                               video=not config.train_audio2bucket)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
+                        num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
+    if len(loader) == 0:
+        raise ValueError(f"{config.data_root}: {len(dataset)} clips do not fill one batch of {config.train_batch_size}")
+    return dataset, loader
+
+
+def setup(config: TrainingConfig) -> Run:
+    """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked."""
+    accelerator = make_accelerator(config)
+    set_seed(config.seed)
+    components = load_training_components(config)
+    parameters = trainable_parameters(components, config)
+    if config.gradient_checkpointing:
+        components.unet.enable_gradient_checkpointing()
+    trained = (
+        components.audio2bucket if config.train_audio2bucket else SonicDenoiser(components.unet, components.audio2token)
+    )
+    dataset, dataloader = make_dataloader(config)
+    dataloader = accelerator.prepare(dataloader)  # first: its per-process length sets the number of steps
+    steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
+    max_steps = config.max_train_steps or config.num_train_epochs * steps_per_epoch
+    optimizer = make_optimizer(parameters, config)
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+    )
+    trained, optimizer, lr_scheduler = accelerator.prepare(trained, optimizer, lr_scheduler)
+    frozen_dtype = torch.float32 if config.mixed_precision == "no" else torch.float16  # SVD's published precision
+    for module in (components.vae, components.image_encoder):
+        module.to(accelerator.device, frozen_dtype)
+    components.audio_encoder.to(accelerator.device)
+    ema = EMAModel(parameters, decay=config.ema_decay) if config.use_ema else None
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+    state = TrainState(torch.Generator().manual_seed(config.seed + accelerator.process_index))
+    accelerator.register_for_checkpointing(state)
+    models = TrainingModels(trained, components.vae, components.image_encoder)
+    loss_fn = compute_bucket_loss if config.train_audio2bucket else compute_loss
+    run = Run(config, accelerator, components, models, loss_fn, parameters, optimizer, lr_scheduler, dataset,
+              dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip
+    resume(run)
+    return run
+
+
+def resume(run: Run) -> None:
+    path = resume_path(run.config)
+    if path is not None:
+        run.accelerator.load_state(str(path))
+        assert run.state.step == checkpoint_step(path), (run.state.step, path)
+        logger.info("resumed from %s at step %d", path, run.state.step)
+
+
+def train_step(run: Run, batch: dict) -> dict[str, float] | None:
+    """One micro-batch: loss, backward, and at the end of an accumulation window the clipped optimiser step.
+
+    A NaN/inf loss on any process skips its backward on every process (they must agree) and then the whole window's
+    optimiser step, which is counted. Returns the step's metrics when an optimiser step was due, else None."""
+    accelerator, state = run.accelerator, run.state
+    with accelerator.accumulate(run.models.trained):
+        loss, metrics = run.loss_fn(run.models, batch, run.config, state.generator)
+        losses = accelerator.gather(loss.detach()[None])
+        if torch.isfinite(losses).all():
+            accelerator.backward(loss)
+            state.window_losses.append(losses.mean().item())
+        else:
+            state.window_finite = False
+        if not accelerator.sync_gradients:
+            return None
+        grad_norm = math.nan
+        if state.window_finite:
+            grad_norm = accelerator.clip_grad_norm_(run.parameters, run.config.max_grad_norm)
+            run.optimizer.step()
+            run.lr_scheduler.step()
+            if run.ema is not None:
+                run.ema.step(run.parameters)
+        else:
+            state.skipped_steps += 1
+            logger.warning("non-finite loss at step %d: step skipped (%d so far)", state.step + 1, state.skipped_steps)
+        run.optimizer.zero_grad(set_to_none=True)
+    loss_value = sum(state.window_losses) / len(state.window_losses) if state.window_finite else math.nan
+    state.window_finite, state.window_losses = True, []
+    grad_norm = float(grad_norm) if grad_norm is not None else math.nan  # DeepSpeed reports no norm
+    return {"loss": loss_value, "grad_norm": grad_norm, "lr": run.lr_scheduler.get_last_lr()[0],
+            "skipped_steps": state.skipped_steps, **metrics}  # fmt: skip
+
+
+def batches(run: Run):
+    """(epoch, batch) from the run's position on: the resumed epoch skips the batches it already trained on."""
+    first_epoch, done = divmod(run.state.step, run.steps_per_epoch)
+    epoch = first_epoch
+    while True:
+        skip = done * run.config.gradient_accumulation_steps if epoch == first_epoch else 0
+        loader = run.accelerator.skip_first_batches(run.dataloader, skip) if skip else run.dataloader
+        run.dataset.set_epoch(epoch)
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(config: TrainingConfig) -> Run:
+    """Trains until ``max_train_steps`` (or ``num_train_epochs``), then exports; returns the finished run."""
+    run = setup(config)
+    accelerator, state = run.accelerator, run.state
+    accelerator.init_trackers(config.tracker_project_name, {k: v for k, v in config.to_dict().items() if v is not None})
+    logger.info("training %s on %d process(es): %d clips, %d steps, %d parameters trained",
+                type(run.models.trained).__name__, accelerator.num_processes, len(run.dataset), run.max_steps,
+                sum(p.numel() for p in run.parameters))  # fmt: skip
+    progress = tqdm(
+        total=run.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
+    )
+    tick = time.perf_counter()
+    for batch in batches(run):
+        if state.step >= run.max_steps:
+            break
+        metrics = train_step(run, batch)
+        if metrics is None:
+            continue
+        state.step += 1
+        now = time.perf_counter()
+        metrics.update(throughput(run, now - tick))
+        tick = now
+        after_step(run, metrics, progress)
+    progress.close()
+    finish(run)
+    return run
+
+
+def throughput(run: Run, seconds: float) -> dict[str, float]:
+    clips = run.config.train_batch_size * run.config.gradient_accumulation_steps * run.accelerator.num_processes
+    metrics = {"step_time": seconds, "samples_per_s": clips / seconds}
+    if torch.cuda.is_available():
+        metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return metrics
+
+
+def after_step(run: Run, metrics: dict[str, float], progress: tqdm) -> None:
+    """Logging, checkpoint and validation video after optimiser step ``run.state.step``."""
+    config, accelerator, step = run.config, run.accelerator, run.state.step
+    run.losses[step] = metrics["loss"]
+    accelerator.log(metrics, step=step)
+    progress.update()
+    progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", skipped=run.state.skipped_steps)
+    if step % config.checkpointing_steps == 0:
+        save_checkpoint(accelerator, config, step)
+    if config.validation_image is not None and step % config.validation_steps == 0:
+        if accelerator.is_main_process:
+            with ema_weights(run):
+                log_validation(run.components, config, accelerator, step)
+        accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def ema_weights(run: Run):
+    """The EMA weights in the model for the duration of the block (validation), the trained ones restored after."""
+    if run.ema is None:
+        yield
+        return
+    run.ema.store(run.parameters)
+    run.ema.copy_to(run.parameters)
+    try:
+        yield
+    finally:
+        run.ema.restore(run.parameters)
+
+
+def finish(run: Run) -> None:
+    """Exports the final (EMA when used) weights in the released layout and as a pipeline folder."""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if run.ema is not None:
+            run.ema.copy_to(run.parameters)
+        released, pipeline = export_all(run.components, run.config)
+        logger.info("exported %s (released layout) and %s (pipeline folder)", released, pipeline)
+    accelerator.end_training()

@@ -1,0 +1,40 @@
+"""Train Sonic: the UNet and audio2token on the diffusion loss, or audio2bucket (details: docs/training.md).
+
+    python -m sonic.tiny checkpoints-tiny                                   # offline smoke test material
+    python sonic_training.py --data_root data/sonic576 --output_dir runs/sonic \\
+        --model_path checkpoints/stable-video-diffusion-img2vid-xt --whisper_path checkpoints/whisper-tiny
+    accelerate launch --config_file configs/accelerate_multi_gpu.yaml sonic_training.py \\
+        --config configs/train_full.yaml --data_root data/sonic576
+    accelerate launch --config_file configs/accelerate_deepspeed_zero2.yaml sonic_training.py \\
+        --config configs/train_full.yaml --gradient_checkpointing
+    python sonic_training.py --config configs/train_audio.yaml --init_from checkpoints   # fine-tune released Sonic
+    python sonic_training.py --config configs/train_audio2bucket.yaml --init_from checkpoints
+    python sonic_training.py --config runs/sonic/checkpoint-5000/config.yaml --resume_from_checkpoint latest
+
+--data_root is a dataset written by sonic_preprocess.py (raw videos: python sonic_preprocess.py --input RAW
+--output DATASET first). Every flag can live in the --config YAML; flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sonic.config import TrainingConfig, add_arguments, config_from_args
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML file of training options (flags override it)")
+    add_arguments(parser, TrainingConfig)
+    args = parser.parse_args(argv)
+    config = config_from_args(TrainingConfig, args, args.config)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+    from sonic.training.loop import train  # imports torch and diffusers: after --help
+
+    train(config)
+
+
+if __name__ == "__main__":
+    main()

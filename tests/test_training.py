@@ -1,0 +1,230 @@
+"""Training on CPU: a tiny dataset made by the real preprocessing from generated talking videos, the tiny checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
+from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
+from sonic.data.dataset import SonicClipDataset
+from sonic.data.layout import MANIFEST, VIDEO, load_features, read_manifest
+from sonic.data.preprocess import preprocess_dataset
+from sonic.io import read_video_info
+from sonic.pipeline import SonicPipeline
+from sonic.training import loop
+from sonic.training.checkpointing import CONFIG_FILE, list_checkpoints
+from sonic.training.loss import dropout_masks, loss_weight, preconditioning
+from tests.media import PORTRAIT, SPEECH, make_talking_video
+
+ROOT = Path(__file__).resolve().parents[1]
+RESOLUTION, FRAMES = 64, 4
+
+
+@pytest.fixture(scope="session")
+def dataset(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 2.5-s talking videos (one moving, one talking) preprocessed at 64 px: 2 segments of 62 frames."""
+    raw, output = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("dataset")
+    make_talking_video(raw / "moving.mp4", seconds=2.5, translate_px=4.0, mouth_warp=8.0)
+    make_talking_video(raw / "talking.mp4", seconds=2.5, mouth_warp=12.0)
+    preprocess_dataset(PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint),
+                                        resolution=RESOLUTION))  # fmt: skip
+    assert len(read_manifest(output)) == 2
+    return output
+
+
+@pytest.fixture(scope="session")
+def validation_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    waveform, rate = soundfile.read(SPEECH)
+    path = tmp_path_factory.mktemp("audio") / "speech2s.wav"
+    soundfile.write(path, waveform[: 2 * rate], rate)
+    return path
+
+
+def make_config(tiny_checkpoint: Path, data_root: Path, output_dir: Path, **overrides) -> TrainingConfig:
+    values = {
+        "model_path": str(tiny_checkpoint / SVD_DIR), "whisper_path": str(tiny_checkpoint / WHISPER_DIR),
+        "data_root": str(data_root), "output_dir": str(output_dir), "resolution": RESOLUTION, "num_frames": FRAMES,
+        "window_stride": 7, "mixed_precision": "no", "dataloader_num_workers": 0, "report_to": "none",
+        "lr_warmup_steps": 0, "learning_rate": 1e-4, "checkpointing_steps": 1000, "max_train_steps": 2, "seed": 0,
+    }  # fmt: skip
+    return TrainingConfig(**{**values, **overrides})
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def test_clips_and_audio_context(dataset: Path):
+    data = SonicClipDataset(dataset, num_frames=FRAMES, resolution=RESOLUTION, window_stride=1)
+    assert len(data) == 2 * 14  # the 25-frame (49 source frames) bucket window fits at starts 0..13 of 62 frames
+    clip = data.clips[5]
+    sample = data.load(clip, np.random.default_rng(0))
+    assert sample["pixels"].shape == (FRAMES, 3, RESOLUTION, RESOLUTION) and sample["reference"].shape[0] == 3
+    assert sample["clip_pixels"].shape == (3, 224, 224) and sample["face_mask"].shape == (1, RESOLUTION, RESOLUTION)
+    whisper = load_features(clip.segment.folder(dataset))["whisper"].float()
+    start = 2 * clip.start  # first Whisper token of the clip's first frame: real audio before it, not zeros
+    torch.testing.assert_close(sample["audio_windows"][0], whisper[start - 4 : start + 6])
+    second = 2 * (clip.start + 2)  # the second frame's 1-s bucket window reaches before the audio: zeros there
+    torch.testing.assert_close(sample["bucket_windows"][1, 24 - second :], whisper[: second + 26, -1:])
+    assert not sample["bucket_windows"][1, : 24 - second].any()
+    assert torch.isfinite(sample["buckets"]).all() and sample["buckets"].max() <= 128
+
+
+def test_reference_frames_follow_seed_and_epoch(dataset: Path):
+    data = SonicClipDataset(dataset, num_frames=FRAMES, resolution=RESOLUTION, seed=3)
+    first = [data[i]["reference"] for i in range(len(data))]
+    assert all(torch.equal(a, data[i]["reference"]) for i, a in enumerate(first))
+    data.set_epoch(1)
+    assert not all(torch.equal(a, data[i]["reference"]) for i, a in enumerate(first))
+
+
+def test_unreadable_clip_is_skipped_and_logged(dataset: Path, tmp_path: Path, caplog):
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    record = read_manifest(broken)[0]
+    video = record.folder(broken) / VIDEO
+    video.write_bytes(video.read_bytes()[:2000])
+    data = SonicClipDataset(broken, num_frames=FRAMES, resolution=RESOLUTION, window_stride=7)
+    index = next(i for i, clip in enumerate(data.clips) if clip.segment.id == record.id)
+    sample = data[index]
+    assert sample["segment"] != record.id  # the next readable clip, never made-up data
+    assert str(record.folder(broken)) in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------------ objective
+def test_preconditioning_matches_inference_and_weights_v_mse():
+    sigma = torch.tensor([0.002, 0.5, 3.0, 700.0], dtype=torch.float64)
+    c_skip, c_out, c_in, c_noise = preconditioning(sigma)
+    x, v = torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    # The pipeline's Euler step reads v as: denoised = v * (-sigma / sqrt(sigma^2 + 1)) + x / (sigma^2 + 1)
+    torch.testing.assert_close(c_skip * x + c_out * v, v * (-sigma / (sigma**2 + 1).sqrt()) + x / (sigma**2 + 1))
+    torch.testing.assert_close(c_in, 1 / (sigma**2 + 1).sqrt())
+    torch.testing.assert_close(c_noise, 0.25 * sigma.log())
+    x0 = torch.randn(4, dtype=torch.float64)
+    v_target = (c_skip * (x0 + sigma * x) - x0) / -c_out  # the v that denoises exactly
+    torch.testing.assert_close(loss_weight(sigma) * (c_skip * (x0 + sigma * x) + c_out * v - x0) ** 2,
+                               (v - v_target) ** 2)  # fmt: skip
+
+
+def test_dropout_frequencies():
+    config = TrainingConfig(data_root="x", drop_audio=0.1, drop_image=0.2, drop_both=0.3)
+    audio, image = dropout_masks(100_000, config, torch.Generator().manual_seed(0))
+    both = (audio & image).float().mean().item()
+    assert abs(both - 0.3) < 0.01 and abs(audio.float().mean().item() - 0.4) < 0.01
+    assert abs(image.float().mean().item() - 0.5) < 0.01
+
+
+# ------------------------------------------------------------------------------------------------------ config
+def test_config_flags_and_validation(tmp_path: Path):
+    config_file = TrainingConfig(data_root="d", learning_rate=3e-5).save_yaml(tmp_path / "train.yaml")
+    parser_args = ["--config", str(config_file), "--train-batch-size", "4", "--use_ema", "--trainable", "audio"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_arguments(parser, TrainingConfig)
+    args = parser.parse_args(parser_args)
+    config = config_from_args(TrainingConfig, args, args.config)
+    assert (config.learning_rate, config.train_batch_size, config.use_ema, config.trainable) == (3e-5, 4, True, "audio")
+    for path in (ROOT / "configs").glob("train_*.yaml"):
+        TrainingConfig.load_yaml(path)
+    for bad in ({"fps": 10.0}, {"resolution": 100}, {"drop_audio": 0.9, "drop_image": 0.2}, {"trainable": "x"},
+                {"validation_image": "a.png"}, {"data_root": ""}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            TrainingConfig.from_dict({"data_root": "d", **bad})
+
+
+# ------------------------------------------------------------------------------------------------------ runs
+def test_smoke_every_flag_then_export_loads(tiny_checkpoint, dataset, validation_audio, tmp_path):
+    """2 steps with accumulation, EMA, checkpointing, validation, TensorBoard; both exports generate a video."""
+    config = make_config(
+        tiny_checkpoint, dataset, tmp_path / "run", train_batch_size=2, gradient_accumulation_steps=2,
+        trainable="attention", use_ema=True, gradient_checkpointing=True, checkpointing_steps=1,
+        checkpoints_total_limit=1, validation_steps=2, validation_image=str(PORTRAIT),
+        validation_audio=str(validation_audio), validation_inference_steps=2, report_to="tensorboard",
+        lr_scheduler="cosine", lr_warmup_steps=1, dataloader_num_workers=1,
+    )  # fmt: skip
+    run = loop.train(config)
+    assert sorted(run.losses) == [1, 2] and all(math.isfinite(v) for v in run.losses.values())
+    assert [p.name for p in list_checkpoints(config.output_dir)] == ["checkpoint-2"]
+    assert TrainingConfig.load_yaml(tmp_path / "run" / "checkpoint-2" / CONFIG_FILE) == config
+    assert read_video_info(tmp_path / "run" / "validation" / "step-000002.mp4").has_audio
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*"))
+    released, exported = load_components(tmp_path / "run" / "released"), load_components(tmp_path / "run" / "pipeline")
+    for name, value in released.unet.state_dict().items():
+        assert torch.equal(value, exported.unet.state_dict()[name]), name
+    pipeline = SonicPipeline.from_pretrained(tmp_path / "run" / "released")
+    video = pipeline.write_video(tmp_path / "out.mp4", PORTRAIT, validation_audio, min_resolution=RESOLUTION,
+                                 num_inference_steps=2, interpolate=False)  # fmt: skip
+    assert read_video_info(video).num_frames == 25  # 2 s of audio at 12.5 fps
+
+
+def test_overfit_one_clip(tiny_checkpoint, dataset, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / MANIFEST).write_text((dataset / MANIFEST).read_text().splitlines()[0] + "\n")
+    (one / "segments").symlink_to(dataset / "segments")
+    config = make_config(tiny_checkpoint, one, tmp_path / "run", window_stride=1000, max_train_steps=100,
+                         learning_rate=3e-3, drop_audio=0.0, drop_image=0.0, drop_both=0.0)  # fmt: skip
+    losses = list(loop.train(config).losses.values())
+    first, last = np.mean(losses[:10]), np.mean(losses[-20:])  # per-step losses vary with the drawn noise level
+    assert last < 0.6 * first, (first, last)
+
+
+def test_resume_continues_bit_exact(tiny_checkpoint, dataset, tmp_path):
+    """6 steps over an epoch border (4 clips an epoch) vs 3 steps, then resume from latest to 6."""
+    common = {"checkpointing_steps": 3, "dataloader_num_workers": 1, "use_ema": True}
+    whole = loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "whole", max_train_steps=6, **common))
+    loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "split", max_train_steps=3, **common))
+    resumed = loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "split", max_train_steps=6,
+                                     resume_from_checkpoint="latest", **common))  # fmt: skip
+    assert sorted(resumed.losses) == [4, 5, 6]
+    assert [resumed.losses[s] for s in (4, 5, 6)] == [whole.losses[s] for s in (4, 5, 6)]
+
+
+def test_non_finite_loss_skips_the_step(tiny_checkpoint, dataset, tmp_path, monkeypatch):
+    calls, compute_loss = [], loop.compute_loss
+
+    def first_nan(models, batch, config, generator):
+        loss, metrics = compute_loss(models, batch, config, generator)
+        calls.append(1)
+        return (loss * math.nan if len(calls) == 1 else loss), metrics
+
+    monkeypatch.setattr(loop, "compute_loss", first_nan)
+    run = loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "run", max_train_steps=2))
+    assert run.state.skipped_steps == 1 and math.isnan(run.losses[1]) and math.isfinite(run.losses[2])
+
+
+def test_audio2bucket_training_lowers_its_loss(tiny_checkpoint, dataset, tmp_path):
+    before = load_components(tiny_checkpoint).audio2bucket.state_dict()
+    config = make_config(tiny_checkpoint, dataset, tmp_path / "run", train_audio2bucket=True, init_from=str(
+        tiny_checkpoint), window_stride=1, train_batch_size=4, max_train_steps=40, learning_rate=1e-3)  # fmt: skip
+    losses = list(loop.train(config).losses.values())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+    trained = load_components(tmp_path / "run" / "released")
+    assert not torch.equal(trained.audio2bucket.state_dict()["proj1.weight"], before["proj1.weight"])
+    assert torch.equal(trained.unet.state_dict()["conv_in.weight"], load_components(tiny_checkpoint).unet.state_dict()[
+        "conv_in.weight"])  # fmt: skip
+
+
+def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
+    config = make_config(tiny_checkpoint, dataset, tmp_path / "run", checkpointing_steps=2, max_train_steps=2)
+    config_file = config.save_yaml(tmp_path / "train.yaml")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    result = subprocess.run([*launch, str(ROOT / "sonic_training.py"), "--config", str(config_file)], env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 process(es)" in result.stderr
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    assert (checkpoint / "random_states_1.pkl").is_file()
+    assert len(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)["generators"]) == 2
+    assert json.loads((tmp_path / "run" / "pipeline" / "unet" / "config.json").read_text())["_class_name"]
