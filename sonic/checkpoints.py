@@ -151,7 +151,8 @@ def load_strict(
         raise CheckpointError(f"{path} does not match the model: {error}") from error
 
 
-def _variant(folder: Path, weight_name: str) -> str | None:
+def weights_variant(folder: Path, weight_name: str) -> str | None:
+    """ "fp16" when a diffusers/transformers folder holds only the fp16 variant of ``weight_name``."""
     return "fp16" if (folder / weight_name.replace(".safetensors", ".fp16.safetensors")).is_file() else None
 
 
@@ -195,21 +196,31 @@ def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, Whisp
     return extractor, encoder.eval().requires_grad_(False)
 
 
+def load_svd_parts(svd: Path, dtype: torch.dtype) -> dict[str, Any]:
+    """The VAE, CLIP image encoder and scheduler of an SVD img2vid folder (Sonic uses them unchanged)."""
+    vae_variant = weights_variant(svd / "vae", "diffusion_pytorch_model.safetensors")
+    clip_variant = weights_variant(svd / "image_encoder", "model.safetensors")
+    return {
+        "vae": AutoencoderKLTemporalDecoder.from_pretrained(svd / "vae", torch_dtype=dtype, variant=vae_variant),
+        "image_encoder": CLIPVisionModelWithProjection.from_pretrained(
+            svd / "image_encoder", dtype=dtype, variant=clip_variant
+        ),
+        "scheduler": EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
+    }
+
+
 def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
-    svd = root / SVD_DIR
+    svd_parts = load_svd_parts(root / SVD_DIR, dtype)
     feature_extractor, audio_encoder = load_audio_encoder(root)
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(
-        svd / "image_encoder", dtype=dtype, variant=_variant(svd / "image_encoder", "model.safetensors")
-    )
     audio2token, audio2bucket = load_audio_adapters(
-        root, audio_encoder.config.d_model, audio_encoder.config.encoder_layers + 1, image_encoder.config.projection_dim
+        root,
+        audio_encoder.config.d_model,
+        audio_encoder.config.encoder_layers + 1,
+        svd_parts["image_encoder"].config.projection_dim,
     )
-    vae_variant = _variant(svd / "vae", "diffusion_pytorch_model.safetensors")
     return {
         "unet": load_released_unet(root, dtype),
-        "vae": AutoencoderKLTemporalDecoder.from_pretrained(svd / "vae", torch_dtype=dtype, variant=vae_variant),
-        "image_encoder": image_encoder,
-        "scheduler": EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
+        **svd_parts,
         "audio_encoder": audio_encoder,
         "feature_extractor": feature_extractor,
         "audio2token": audio2token,

@@ -8,6 +8,8 @@ of the last hidden state (1 s), with zeros outside the audio.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,6 +54,15 @@ def audio_token_windows(hidden_states: torch.Tensor, frame_indices: torch.Tensor
 def bucket_windows(hidden_states: torch.Tensor, frame_indices: torch.Tensor, step: int = 2) -> torch.Tensor:
     """audio2bucket input: the last hidden state, 50 tokens per frame -> (N, 50, 1, C)."""
     return frame_windows(hidden_states[:, -1:], frame_indices, BUCKET_WINDOW, step)
+
+
+def preconditioning(sigma: float | torch.Tensor) -> tuple[Any, Any, Any, torch.Tensor]:
+    """(c_skip, c_out, c_in, c_noise) of SVD's EDM v-parametrisation at noise level ``sigma``:
+    denoised = c_skip * x + c_out * unet(c_in * x, c_noise). Shared by the sampler and the training loss."""
+    c_skip = 1 / (sigma**2 + 1)
+    c_out = -sigma / (sigma**2 + 1) ** 0.5
+    c_in = 1 / (sigma**2 + 1) ** 0.5
+    return c_skip, c_out, c_in, 0.25 * torch.log(torch.as_tensor(sigma))
 
 
 def to_buckets(audio2bucket_output: torch.Tensor) -> torch.Tensor:

@@ -218,6 +218,11 @@ class PreprocessConfig(ConfigBase):
     expression_scale: float = option(50_000.0, "expression bucket = this x mean variance over the window of the "
                                      "landmarks in face-box coordinates")  # fmt: skip
     max_bucket: float = option(128.0, "windows with a bucket above this are marked unusable (kept in the files)")
+    x264_preset: str = option(
+        "veryfast",
+        "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
+        "for ~17% larger files at the same crf 18",
+    )
 
     def validate(self) -> None:
         super().validate()

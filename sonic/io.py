@@ -118,6 +118,8 @@ class VideoWriter:
         audio: np.ndarray | None = None,
         audio_rate: int = SAMPLE_RATE,
         crf: int = 18,
+        preset: str = "medium",
+        threads: int = 0,
     ) -> None:
         if not fps > 0:
             raise ValueError(f"{path}: fps must be positive, got {fps}")
@@ -128,6 +130,7 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)  # exact for 12.5 = 25/2 and 29.97 = 2997/100
         self.crf = crf
+        self.x264_options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # threads 0 = x264 decides
         self.audio = None if audio is None else _check_audio(audio, self.path)
         self.audio_rate = audio_rate
         self.num_frames = 0
@@ -206,7 +209,7 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
         self._container = av.open(str(self._temp_path), "w", format="mp4")
-        video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+        video = self._container.add_stream("libx264", rate=self.fps, options=self.x264_options)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         self._video_stream = video
         if self.audio is not None:

@@ -22,7 +22,14 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.api import ConstructFromConfig, InferenceAPI
 from sonic.checkpoints import SonicComponents, load_components
-from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, num_generated_frames, to_buckets
+from sonic.conditioning import (
+    audio_token_windows,
+    bucket_windows,
+    empty_audio_tokens,
+    num_generated_frames,
+    preconditioning,
+    to_buckets,
+)
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
 from sonic.io import VideoWriter
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
@@ -246,7 +253,8 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         """Guided v-prediction and Euler update of one window (1, L, 4, h, w), all branches in one UNet batch."""
         sigma, sigma_next = self.scheduler.sigmas[i].item(), self.scheduler.sigmas[i + 1].item()
         branches, length = len(conditions.weights), window_latents.shape[1]
-        scaled = (window_latents / (sigma**2 + 1) ** 0.5).to(self.unet.dtype).expand(branches, -1, -1, -1, -1)
+        c_skip, c_out, c_in, _ = preconditioning(sigma)
+        scaled = (window_latents * c_in).to(self.unet.dtype).expand(branches, -1, -1, -1, -1)
         image = conditions.image_latents[:, None].expand(-1, length, -1, -1, -1)
         audio = torch.stack([conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
                              for tokens in conditions.audio_tokens])  # fmt: skip
@@ -261,7 +269,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
             face_mask=conditions.face_mask,
         ).sample.float()
         v = sum(weight * v[b : b + 1] for b, weight in enumerate(conditions.weights))
-        denoised = v * (-sigma / (sigma**2 + 1) ** 0.5) + window_latents / (sigma**2 + 1)
+        denoised = c_skip * window_latents + c_out * v
         return window_latents + (window_latents - denoised) / sigma * (sigma_next - sigma)
 
     # ------------------------------------------------------------------------------------------------------------

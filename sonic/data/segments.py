@@ -99,7 +99,7 @@ class SegmentWriter:
         self.temp.mkdir(parents=True)
         self.boxes = to_crop(plan.boxes, plan.crop, config.resolution)
         self.landmarks: list[np.ndarray] = []
-        self.video = VideoWriter(self.temp / VIDEO, fps=FPS)
+        self.video = VideoWriter(self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1)  # 1 core/worker
 
     def write(self, frame: np.ndarray, landmarker: DlibFaceDetector) -> None:
         """Crops, predicts the landmarks twice and encodes the frame.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from sonic.conditioning import preconditioning
 from sonic.config import TrainingConfig
 from sonic.training.model import TrainingModels
 
@@ -27,14 +28,6 @@ VAE_CHUNK = 16  # frames per VAE encoder call, bounds the encoder's activation m
 def sample_sigmas(batch_size: int, p_mean: float, p_std: float, generator: torch.Generator) -> torch.Tensor:
     """EDM's log-normal noise levels, (batch_size,) fp32 on the generator's device."""
     return torch.exp(p_mean + p_std * torch.randn(batch_size, generator=generator, device=generator.device))
-
-
-def preconditioning(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(c_skip, c_out, c_in, c_noise) of SVD's v-parametrisation for noise levels ``sigma``."""
-    c_skip = 1 / (sigma**2 + 1)
-    c_out = -sigma / (sigma**2 + 1).sqrt()
-    c_in = 1 / (sigma**2 + 1).sqrt()
-    return c_skip, c_out, c_in, 0.25 * sigma.log()
 
 
 def loss_weight(sigma: torch.Tensor) -> torch.Tensor:

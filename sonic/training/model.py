@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 from torch import nn
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor, WhisperModel
 
-from sonic.checkpoints import YOLOFACE_FILE, SonicComponents, _variant, load_components
+from sonic.checkpoints import YOLOFACE_FILE, SonicComponents, load_components, load_svd_parts, weights_variant
 from sonic.conditioning import empty_audio_tokens
 from sonic.config import TrainingConfig
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
@@ -54,7 +54,7 @@ class SonicDenoiser(nn.Module):
 def unet_from_svd(folder: Path) -> SonicUNet:
     """SVD's UNet weights in a :class:`SonicUNet`, audio projections initialised from the CLIP ones."""
     stock = UNetSpatioTemporalConditionModel.from_pretrained(
-        folder, torch_dtype=torch.float32, variant=_variant(folder, "diffusion_pytorch_model.safetensors")
+        folder, torch_dtype=torch.float32, variant=weights_variant(folder, "diffusion_pytorch_model.safetensors")
     )
     unet = SonicUNet.from_config(stock.config)
     missing, unexpected = unet.load_state_dict(stock.state_dict(), strict=False)
@@ -68,23 +68,16 @@ def components_from_svd(model_path: str | Path, whisper_path: str | Path) -> Son
     """Sonic built on SVD img2vid-xt and whisper-tiny, with new (random) audio2token and audio2bucket."""
     svd, whisper = Path(model_path), Path(whisper_path)
     unet = unet_from_svd(svd / "unet")
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(
-        svd / "image_encoder", dtype=torch.float32, variant=_variant(svd / "image_encoder", "model.safetensors")
-    )
-    vae = AutoencoderKLTemporalDecoder.from_pretrained(
-        svd / "vae", torch_dtype=torch.float32, variant=_variant(svd / "vae", "diffusion_pytorch_model.safetensors")
-    )
+    svd_parts = load_svd_parts(svd, torch.float32)
     encoder = WhisperModel.from_pretrained(whisper, dtype=torch.float32).get_encoder()
     channels, blocks = encoder.config.d_model, encoder.config.encoder_layers + 1
     audio2token = Audio2Token(blocks=blocks, channels=channels, intermediate_dim=ADAPTER_WIDTH,
                               output_dim=unet.config.cross_attention_dim, context_tokens=AUDIO_TOKENS)  # fmt: skip
-    audio2bucket = Audio2Bucket(channels=channels, clip_channels=image_encoder.config.projection_dim,
+    audio2bucket = Audio2Bucket(channels=channels, clip_channels=svd_parts["image_encoder"].config.projection_dim,
                                 intermediate_dim=ADAPTER_WIDTH)  # fmt: skip
     return SonicComponents(
         unet=unet,
-        vae=vae,
-        image_encoder=image_encoder,
-        scheduler=EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
+        **svd_parts,
         audio_encoder=encoder,
         feature_extractor=WhisperFeatureExtractor.from_pretrained(whisper),
         audio2token=audio2token,
