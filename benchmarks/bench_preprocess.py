@@ -94,8 +94,10 @@ def instrument() -> dict[str, float]:
     return stages
 
 
-def run(video: Path, checkpoint: Path, stride: int, out: Path, stages: dict[str, float]) -> dict:
-    config = PreprocessConfig(input=str(video), output=str(out), checkpoint=str(checkpoint), detect_stride=stride)
+def run(video: Path, checkpoint: Path, stride: int, preset: str, out: Path, stages: dict[str, float]) -> dict:
+    config = PreprocessConfig(
+        input=str(video), output=str(out), checkpoint=str(checkpoint), detect_stride=stride, x264_preset=preset
+    )
     models = preprocess.load_models(config)
     stages.clear()
     start = time.perf_counter()
@@ -108,6 +110,7 @@ def run(video: Path, checkpoint: Path, stride: int, out: Path, stages: dict[str,
     split["other"] = round((wall - sum(stages.values())) / seconds, 4)
     return {
         "stride": stride,
+        "x264_preset": preset,
         "video_seconds": seconds,
         "wall_seconds": round(wall, 2),
         "realtime_per_core": round(seconds / wall, 3),
@@ -122,6 +125,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="checkpoint folder with whisper-tiny (default: a random one of its size)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--strides", type=int, nargs="+", default=[1, 5, 10])
+    parser.add_argument("--presets", nargs="+", default=["veryfast"], help="x264 presets of the crop videos")
     parser.add_argument("--size", type=int, nargs=2, default=[1080, 1920], metavar=("WIDTH", "HEIGHT"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -133,7 +137,8 @@ def main() -> None:
         video = make_talking_video(temp / f"talking_{width}x{height}.mp4", seconds=args.seconds,
                                    translate_px=10.0 * width / 1080, mouth_warp=12.0, size=(width, height))  # fmt: skip
         stages = instrument()
-        results = [run(video, checkpoint, stride, temp / f"out{stride}", stages) for stride in args.strides]
+        runs = [(stride, preset) for preset in args.presets for stride in args.strides]
+        results = [run(video, checkpoint, *key, temp / f"out{key[0]}-{key[1]}", stages) for key in runs]
     labels = [{key: result.pop(key) for key in ("translation", "expression")} for result in results]
     for result, label in zip(results, labels, strict=True):
         for key, values in label.items():
