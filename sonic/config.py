@@ -318,6 +318,9 @@ class TrainingConfig(ConfigBase):
     tracker_project_name: str = option("sonic", "tracker project / run group name")
     seed: int = option(42, "seed of the initialisation, the data order and the noise")
     dataloader_num_workers: int = option(4, "data-loading processes per device (0 loads in the training process)")
+    cache_latents: bool = option(False, "encode every frame once with the frozen VAE and CLIP into "
+                                 "DATA_ROOT/latent_cache/RESOLUTION and train on those (no video decoding or encoder "
+                                 "forward per step; not with train_audio2bucket)")  # fmt: skip
 
     def validate(self) -> None:
         super().validate()
@@ -337,6 +340,8 @@ class TrainingConfig(ConfigBase):
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):
             raise ConfigError("training.validation_image and validation_audio go together")
+        if self.cache_latents and self.train_audio2bucket:
+            raise ConfigError("training.cache_latents caches the diffusion loss's inputs: not with train_audio2bucket")
 
     @property
     def frame_step(self) -> int:

@@ -15,17 +15,20 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from safetensors.torch import load, load_file, save_file
 
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
+from sonic.conditioning import preconditioning
 from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.data.dataset import SonicClipDataset
 from sonic.data.layout import MANIFEST, VIDEO, load_features, read_manifest
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
-from sonic.training import loop
+from sonic.training import latent_cache, loop
 from sonic.training.checkpointing import CONFIG_FILE, list_checkpoints
-from sonic.training.loss import dropout_masks, loss_weight, preconditioning
+from sonic.training.loss import dropout_masks, loss_weight
+from sonic.training.model import TrainingModels
 from tests.media import PORTRAIT, SPEECH, make_talking_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +139,8 @@ def test_config_flags_and_validation(tmp_path: Path):
     for path in (ROOT / "configs").glob("train_*.yaml"):
         TrainingConfig.load_yaml(path)
     for bad in ({"fps": 10.0}, {"resolution": 100}, {"drop_audio": 0.9, "drop_image": 0.2}, {"trainable": "x"},
-                {"validation_image": "a.png"}, {"data_root": ""}):  # fmt: skip
+                {"validation_image": "a.png"}, {"data_root": ""},
+                {"cache_latents": True, "train_audio2bucket": True}):  # fmt: skip
         with pytest.raises(ConfigError):
             TrainingConfig.from_dict({"data_root": "d", **bad})
 
@@ -228,3 +232,45 @@ def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
     assert (checkpoint / "random_states_1.pkl").is_file()
     assert len(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)["generators"]) == 2
     assert json.loads((tmp_path / "run" / "pipeline" / "unet" / "config.json").read_text())["_class_name"]
+
+
+# ------------------------------------------------------------------------------------------------------ latent cache
+def dataset_copy(dataset: Path, root: Path) -> Path:
+    """The fixture's dataset under ``root`` (manifest copied, segments linked): its latent cache is the test's own."""
+    root.mkdir()
+    shutil.copy(dataset / MANIFEST, root / MANIFEST)
+    (root / "segments").symlink_to(dataset / "segments")
+    return root
+
+
+def test_cached_latents_train_like_decoded_frames(tiny_checkpoint, dataset, tmp_path):
+    """Same seed, same clips, references, noise and dropout: the losses of both runs agree to float rounding."""
+    root = dataset_copy(dataset, tmp_path / "data")
+    common = {"train_batch_size": 2, "max_train_steps": 3}
+    decoded = loop.train(make_config(tiny_checkpoint, root, tmp_path / "decoded", **common))
+    cached = loop.train(make_config(tiny_checkpoint, root, tmp_path / "cached", cache_latents=True, **common))
+    assert len(list((root / latent_cache.CACHE_DIR / str(RESOLUTION)).glob("*.safetensors"))) == 2
+    assert sorted(cached.losses) == [1, 2, 3]
+    np.testing.assert_allclose(list(cached.losses.values()), list(decoded.losses.values()), rtol=1e-5)
+
+
+def test_latent_cache_is_reused_and_rebuilt_when_invalid(tiny_components, dataset, tmp_path, monkeypatch):
+    data = latent_cache.CachedClipDataset(dataset_copy(dataset, tmp_path / "data"), FRAMES, RESOLUTION,
+                                          window_stride=7)  # fmt: skip
+    models = TrainingModels(torch.nn.Identity(), tiny_components.vae, tiny_components.image_encoder)
+    latent_cache.build_latent_cache(data, models)
+    corrupt, mismatched = (data.cache_file(segment) for segment in data.segments())
+    built = {path: (path.stat().st_mtime_ns, load(path.read_bytes())) for path in (corrupt, mismatched)}  # not mmap
+    with monkeypatch.context() as patch:
+        patch.setattr(latent_cache, "encode_segment", lambda *args: pytest.fail("a valid cache file was re-encoded"))
+        latent_cache.build_latent_cache(data, models)
+    assert all(path.stat().st_mtime_ns == mtime for path, (mtime, _) in built.items())
+    corrupt.write_bytes(corrupt.read_bytes()[:-100])
+    save_file(built[mismatched][1], mismatched, {latent_cache.FINGERPRINT: "another VAE"})
+    latent_cache.build_latent_cache(data, models)
+    key = latent_cache.fingerprint(models, RESOLUTION)
+    for segment in data.segments():
+        path, (_, tensors) = data.cache_file(segment), built[data.cache_file(segment)]
+        assert latent_cache.is_cached(path, key, segment.num_frames), path
+        assert all(torch.equal(load_file(path)[name], tensor) for name, tensor in tensors.items()), path
+    assert not list(data.cache.glob(".*.tmp"))

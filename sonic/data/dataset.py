@@ -14,6 +14,7 @@ logged, and the next clip of the dataset is returned in its place (never made-up
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,17 +58,22 @@ def list_clips(root: str | Path, span: int, window_stride: int, max_bucket: floa
     return clips
 
 
-def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    """The frames at ``indices`` of a 25-fps segment video as RGB uint8, decoding up to the last one."""
-    wanted, frames = set(indices), {}
+def video_frames(path: Path) -> Iterator[av.VideoFrame]:
+    """Every frame of a segment video in order (frame i is the segment's frame i at 25 fps), one decoding thread."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1
-        for position, frame in enumerate(container.decode(stream)):
-            if position in wanted:
-                frames[position] = frame.to_ndarray(format="rgb24")
-            if position >= max(wanted):
-                break
+        yield from container.decode(stream)
+
+
+def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """The frames at ``indices`` of a 25-fps segment video as RGB uint8, decoding up to the last one."""
+    wanted, frames = set(indices), {}
+    for position, frame in enumerate(video_frames(path)):
+        if position in wanted:
+            frames[position] = frame.to_ndarray(format="rgb24")
+        if position >= max(wanted):
+            break
     missing = wanted - set(frames)
     if missing:
         raise ValueError(f"{path}: frames {sorted(missing)} are beyond the end of the video")
@@ -133,8 +139,8 @@ class SonicClipDataset(Dataset):
         raise RuntimeError(f"{MAX_SKIPS} clips in a row failed to load from {self.root}: is the dataset intact?")
 
     def load(self, clip: Clip, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
-        """pixels (F, 3, R, R) and reference (3, R, R) in [-1, 1]; clip_pixels (3, 224, 224); face_mask (1, R, R);
-        audio_windows (F, 10, L + 1, C) and bucket_windows (F, 50, 1, C) fp32; buckets (2,) of the clip."""
+        """audio_windows (F, 10, L + 1, C) and bucket_windows (F, 50, 1, C) fp32, buckets (2,) of the clip, what
+        :meth:`frame_inputs` returns for its frames and reference, and with ``video`` face_mask (1, R, R)."""
         record, folder = clip.segment, clip.segment.folder(self.root)
         features = load_features(folder)
         whisper = features["whisper"].float()
@@ -152,12 +158,18 @@ class SonicClipDataset(Dataset):
             "segment": record.id,
         }
         frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []
-        reference = int(rng.integers(record.num_frames))
-        images = read_frames(folder / VIDEO, [*frames, reference])
-        reference_image = resized(images[reference], self.resolution)
-        sample["clip_pixels"] = clip_input(reference_image)[0]
+        sample.update(self.frame_inputs(record, frames, int(rng.integers(record.num_frames))))
         if self.video:
-            sample["pixels"] = torch.stack([to_pixels(resized(images[i], self.resolution)) for i in frames])
-            sample["reference"] = to_pixels(reference_image)
             sample["face_mask"] = mask_from_box(record.mask_box, record.resolution, self.resolution)
         return sample
+
+    def frame_inputs(self, segment: SegmentRecord, frames: list[int], reference: int) -> dict[str, torch.Tensor]:
+        """clip_pixels (3, 224, 224) of the reference frame; with ``video`` also pixels (F, 3, R, R) of ``frames`` and
+        reference (3, R, R), in [-1, 1]. Overridden by the latent cache (sonic.training.latent_cache)."""
+        images = read_frames(segment.folder(self.root) / VIDEO, [*frames, reference])
+        reference_image = resized(images[reference], self.resolution)
+        inputs = {"clip_pixels": clip_input(reference_image)[0]}
+        if self.video:
+            inputs["pixels"] = torch.stack([to_pixels(resized(images[i], self.resolution)) for i in frames])
+            inputs["reference"] = to_pixels(reference_image)
+        return inputs

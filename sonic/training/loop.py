@@ -30,6 +30,7 @@ from sonic.data.dataset import SonicClipDataset
 from sonic.training.bucket import compute_bucket_loss
 from sonic.training.checkpointing import checkpoint_step, resume_path, save_checkpoint
 from sonic.training.export import export_all
+from sonic.training.latent_cache import CachedClipDataset, build_latent_cache
 from sonic.training.loss import compute_loss
 from sonic.training.model import SonicDenoiser, TrainingModels, load_training_components, trainable_parameters
 from sonic.training.validation import log_validation
@@ -110,9 +111,11 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig)
 
 
 def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
-    dataset = SonicClipDataset(config.data_root, config.num_frames, config.resolution, config.frame_step,
-                               config.window_stride, config.max_bucket, config.seed,
-                               video=not config.train_audio2bucket)  # fmt: skip
+    """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`) and their loader."""
+    dataset_class = CachedClipDataset if config.cache_latents else SonicClipDataset
+    dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
+                            config.window_stride, config.max_bucket, config.seed,
+                            video=not config.train_audio2bucket)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
     if len(loader) == 0:
@@ -154,6 +157,8 @@ def setup(config: TrainingConfig) -> Run:
     state = TrainState(torch.Generator().manual_seed(config.seed + accelerator.process_index))
     accelerator.register_for_checkpointing(state)
     models = TrainingModels(trained, components.vae, components.image_encoder)
+    if isinstance(dataset, CachedClipDataset):
+        build_latent_cache(dataset, models)
     loss_fn = compute_bucket_loss if config.train_audio2bucket else compute_loss
     run = Run(config, accelerator, components, models, loss_fn, parameters, optimizer, lr_scheduler, dataset,
               dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip

@@ -16,6 +16,7 @@ with a zero reference latent.
 from __future__ import annotations
 
 import torch
+from diffusers import AutoencoderKLTemporalDecoder
 from diffusers.utils.torch_utils import randn_tensor
 
 from sonic.conditioning import preconditioning
@@ -46,20 +47,30 @@ def dropout_masks(batch_size: int, config: TrainingConfig, generator: torch.Gene
 @torch.no_grad()
 def encode_clips(models: TrainingModels, batch: dict) -> dict[str, torch.Tensor]:
     """Frozen encoders: the frames' scaled VAE latents (B, F, 4, h, w), the reference's unscaled latent (B, 4, h, w)
-    as inference conditions on it, and the reference's CLIP embedding (B, 1, D). All fp32.
+    as inference conditions on it, and the reference's CLIP embedding (B, 1, D). All fp32. A batch from the latent
+    cache (sonic.training.latent_cache) carries these encoder outputs already, unscaled: ``latents``,
+    ``reference_latent`` and ``clip_embeds``.
 
     Latents are the posterior modes: SVD's VAE posterior is nearly a point (a sample would only add a little noise to
     the target), and a randomly initialised VAE's posterior is so wide that samples would be pure noise."""
-    vae, dtype = models.vae, models.vae.dtype
-    frames = batch["pixels"].flatten(0, 1).to(dtype)
-    latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in frames.split(VAE_CHUNK)])
-    reference = vae.encode(batch["reference"].to(dtype)).latent_dist.mode()
-    clip = models.image_encoder(batch["clip_pixels"].to(models.image_encoder.dtype)).image_embeds
+    if "latents" in batch:
+        latents, reference, clip = batch["latents"], batch["reference_latent"], batch["clip_embeds"]
+    else:
+        pixels = batch["pixels"]
+        latents = vae_modes(models.vae, pixels.flatten(0, 1)).unflatten(0, pixels.shape[:2])
+        reference = vae_modes(models.vae, batch["reference"])
+        clip = models.image_encoder(batch["clip_pixels"].to(models.image_encoder.dtype)).image_embeds
     return {
-        "latents": latents.float().unflatten(0, batch["pixels"].shape[:2]) * vae.config.scaling_factor,
+        "latents": latents.float() * models.vae.config.scaling_factor,
         "reference": reference.float(),
         "clip": clip.float()[:, None],
     }
+
+
+def vae_modes(vae: AutoencoderKLTemporalDecoder, pixels: torch.Tensor) -> torch.Tensor:
+    """Unscaled VAE posterior modes (N, 4, h, w) of (N, 3, H, W) pixels in [-1, 1], in the VAE's dtype."""
+    pixels = pixels.to(vae.dtype)
+    return torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in pixels.split(VAE_CHUNK)])
 
 
 def compute_loss(
