@@ -21,11 +21,11 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import sonic.pipeline
+from sonic.api import TORCH_DTYPES
 from sonic.io import VideoWriter
 from sonic.models.unet import SonicUNet
 from sonic.models.whisper import SAMPLE_RATE
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PEAK_TFLOPS = {"H100 SXM dense fp16/bf16": 989.0, "H200 bf16 measured here": 790.0}
 
 
@@ -64,7 +64,7 @@ def synthetic_speech(seconds: float) -> np.ndarray:
 
 
 def run_generation(args: argparse.Namespace) -> None:
-    pipe = sonic.pipeline.SonicPipeline.from_pretrained(args.checkpoint, DTYPES[args.dtype], args.device)
+    pipe = sonic.pipeline.SonicPipeline.from_pretrained(args.checkpoint, TORCH_DTYPES[args.dtype], args.device)
     pipe.set_progress_bar_config(disable=True)
     stages = instrument(pipe, args.device)
     if args.device.startswith("cuda"):
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic speech")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--dtype", choices=DTYPES, default="fp32")
+    parser.add_argument("--dtype", choices=TORCH_DTYPES, default="fp32")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output", type=Path, default=Path("outputs/bench.mp4"))
     parser.add_argument("--flops-only", action="store_true", help="only count the full-size UNet FLOPs")

@@ -145,9 +145,7 @@ class InferenceAPI:
     ) -> Path:
         """Generates and streams an H.264 + AAC mp4 with the input audio; returns ``output_path``.
 
-        Same inputs and overrides as :meth:`generate`; the output folder is created when missing."""
-        output_path = Path(output_path)
-        output_path.parent.mkdir(parents=True, exist_ok=True)
+        Same inputs and overrides as :meth:`generate`; the output folder is created when missing (by the writer)."""
         kwargs = self.call_kwargs(overrides, on_step)
         return self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)
 

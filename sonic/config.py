@@ -24,6 +24,14 @@ class ConfigError(ValueError):
     """A configuration value a user gave is invalid (message names the field)."""
 
 
+def frame_step(fps: float) -> int:
+    """25-fps video frames per generated frame (2 at Sonic's 12.5 fps); ``fps`` must be 25 / k for a whole k."""
+    step = 25.0 / fps
+    if step < 1 or step != round(step):
+        raise ConfigError(f"fps must be 25 / k for a whole k (12.5, 25, ...), got {fps}")
+    return round(step)
+
+
 def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True) -> Any:
     """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only)."""
     metadata = {"help": help, "choices": choices, "flag": flag}
@@ -45,6 +53,17 @@ class ConfigBase:
             value = getattr(self, field.name)
             if choices and value not in choices:
                 raise ConfigError(f"{self.section}.{field.name} must be one of {list(choices)}, got {value!r}")
+
+    def _check_counts(self, *names: str) -> None:
+        """Each named field must be a whole count of at least 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.section}.{name} must be >= 1, got {getattr(self, name)}")
+
+    def _check_resolution(self) -> None:
+        """Image sides go through the VAE (factor 8) and the UNet (factor 8 more): multiples of 64."""
+        if self.resolution < 64 or self.resolution % 64:
+            raise ConfigError(f"{self.section}.resolution must be a positive multiple of 64, got {self.resolution}")
 
     def to_dict(self) -> dict[str, Any]:
         return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
@@ -149,12 +168,8 @@ class InferenceConfig(ConfigBase):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 127:
                 raise ConfigError(f"inference.{name} must be in 0..127, got {value}")
-        positive = {"steps": self.steps, "resolution": self.resolution, "decode_chunk_size": self.decode_chunk_size}
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"inference.{name} must be positive, got {value}")
-        if self.resolution % 64:
-            raise ConfigError(f"inference.resolution must be a multiple of 64, got {self.resolution}")
+        self._check_counts("steps", "decode_chunk_size")
+        self._check_resolution()
         if self.face_box is not None and len(self.face_box) != 4:
             raise ConfigError(f"inference.face_box needs 4 numbers x1 y1 x2 y2, got {self.face_box}")
         if self.dynamic_scale is not None and self.dynamic_scale < 0:
@@ -228,11 +243,8 @@ class PreprocessConfig(ConfigBase):
         super().validate()
         if not self.input or not self.output:
             raise ConfigError("preprocess.input and preprocess.output are required")
-        if self.resolution < 64 or self.resolution % 64:
-            raise ConfigError(f"preprocess.resolution must be a positive multiple of 64, got {self.resolution}")
-        for name in ("workers", "detect_stride", "detect_max_side"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"preprocess.{name} must be >= 1, got {getattr(self, name)}")
+        self._check_resolution()
+        self._check_counts("workers", "detect_stride", "detect_max_side")
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
         self.shard_index()
@@ -294,7 +306,11 @@ class TrainingConfig(ConfigBase):
                                choices=LR_SCHEDULERS)  # fmt: skip
     lr_warmup_steps: int = option(500, "linear warm-up steps")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
-    mixed_precision: str = option("bf16", "autocast precision; frozen encoders are stored in it", MIXED_PRECISION)
+    mixed_precision: str = option(
+        "bf16",
+        "autocast precision; unless 'no', the frozen VAE and CLIP are stored in fp16 (SVD's published precision)",
+        MIXED_PRECISION,
+    )
     gradient_checkpointing: bool = option(False, "recompute UNet activations in the backward pass (less memory)")
     use_ema: bool = option(False, "keep an exponential moving average of the trained weights (used for validation "
                            "and the export)")  # fmt: skip
@@ -326,16 +342,10 @@ class TrainingConfig(ConfigBase):
         super().validate()
         if not self.data_root:
             raise ConfigError("training.data_root is required (a folder written by sonic_preprocess.py)")
-        step = 25.0 / self.fps
-        if step < 1 or step != round(step):
-            raise ConfigError(f"training.fps must be 25 / k for a whole k (12.5, 25, ...), got {self.fps}")
-        if self.resolution < 64 or self.resolution % 64:
-            raise ConfigError(f"training.resolution must be a positive multiple of 64, got {self.resolution}")
-        positive = ("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
-                    "checkpointing_steps", "validation_steps", "validation_inference_steps")  # fmt: skip
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        frame_step(self.fps)
+        self._check_resolution()
+        self._check_counts("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
+                           "checkpointing_steps", "validation_steps", "validation_inference_steps")  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):
@@ -346,7 +356,7 @@ class TrainingConfig(ConfigBase):
     @property
     def frame_step(self) -> int:
         """25-fps frames between consecutive generated frames (2 at 12.5 fps)."""
-        return round(25.0 / self.fps)
+        return frame_step(self.fps)
 
     @property
     def drop_probability(self) -> float:

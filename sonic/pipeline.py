@@ -30,6 +30,7 @@ from sonic.conditioning import (
     preconditioning,
     to_buckets,
 )
+from sonic.config import frame_step
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
 from sonic.io import VideoWriter
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
@@ -139,7 +140,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         Buckets (0-127) fixed by the user override audio2bucket's prediction; ``dynamic_scale`` scales predictions.
         """
         # 1. Check the arguments that do not depend on the inputs
-        step = self._audio_step(fps)
+        step = frame_step(fps)
         if not 0 <= overlap < frames_per_window or output_type not in ("pil", "np", "latent"):
             raise ValueError("need 0 <= overlap < frames_per_window and output_type in pil / np / latent")
         # 2. Reference image: face, optional crop, 64-aligned size, face mask, CLIP input
@@ -166,13 +167,6 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                 latents = callback_on_step_end(self, i, self.scheduler.timesteps[i], {"latents": latents})["latents"]
         # 7. Decode, interpolate, convert
         return self.finish(latents, waveform, fps, output_type, decode_chunk_size, interpolate)
-
-    @staticmethod
-    def _audio_step(fps: float) -> int:
-        step = 25.0 / fps
-        if step < 1 or step != round(step):
-            raise ValueError(f"fps must be 25 / k for a whole k (12.5, 25, ...), got {fps}")
-        return round(step)
 
     # ------------------------------------------------------------------------------------------------------------
     def encode_conditions(
