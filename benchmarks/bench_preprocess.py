@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test-video g
 
 import sonic.data.preprocess as preprocess
 import sonic.data.segments as segments
+import sonic.data.tracking as tracking
 from sonic.config import PreprocessConfig
 from sonic.data.layout import FPS, SEGMENTS, load_features
 from sonic.io import VideoWriter
@@ -81,13 +82,14 @@ def instrument() -> dict[str, float]:
     """Wraps each stage's entry points (exclusive: no wrapped function calls another one)."""
     stages: dict[str, float] = defaultdict(float)
     preprocess.decode_frames = timed_iterator(stages, "decode", preprocess.decode_frames)
-    preprocess.to_rgb = timed(stages, "decode", preprocess.to_rgb)
+    tracking._thumbnail = timed(stages, "decode", tracking._thumbnail)  # pixel reads count as decoding
+    tracking._detection_image = timed(stages, "decode", tracking._detection_image)
     preprocess.read_audio = timed(stages, "decode", preprocess.read_audio)
     DlibFaceDetector.__call__ = timed(stages, "face detection", DlibFaceDetector.__call__)
     DlibFaceDetector.landmarks68 = timed(stages, "landmarks", DlibFaceDetector.landmarks68)
     segments.encode_audio = timed(stages, "features", segments.encode_audio)
     segments.motion_buckets = timed(stages, "features", segments.motion_buckets)
-    segments.crop_frame = timed(stages, "writing", segments.crop_frame)
+    segments.crop_yuv420 = timed(stages, "writing", segments.crop_yuv420)
     VideoWriter.write = timed(stages, "writing", VideoWriter.write)
     VideoWriter.close = timed(stages, "writing", VideoWriter.close)
     segments.save_file = timed(stages, "writing", segments.save_file)

@@ -153,17 +153,21 @@ class VideoWriter:
         else:
             self.abort()
 
-    def write(self, frame: np.ndarray | torch.Tensor) -> None:
-        """Encodes one frame: RGB uint8 (H, W, 3), or float (3, H, W) / (H, W, 3) in [0, 1] (numpy or torch)."""
+    def write(self, frame: np.ndarray | torch.Tensor | av.VideoFrame) -> None:
+        """Encodes one frame: RGB uint8 (H, W, 3), or float (3, H, W) / (H, W, 3) in [0, 1] (numpy or torch), or an
+        ``av.VideoFrame`` (a yuv420p one is encoded as it is)."""
         if self._closed:
             raise ValueError(f"{self.path}: write() after close()")
-        rgb = frame_to_rgb(frame)
+        if isinstance(frame, av.VideoFrame):
+            picture = frame
+        else:  # yuv420p conversion by the encoder: swscale's BT.601 default
+            picture = av.VideoFrame.from_ndarray(frame_to_rgb(frame), format="rgb24")
+        size = (picture.height, picture.width)
         if self._size is None:
-            self._open(*rgb.shape[:2])
-        elif rgb.shape[:2] != self._size:
-            raise ValueError(f"{self.path}: frame size {rgb.shape[:2]} differs from the first frame's {self._size}")
+            self._open(*size)
+        elif size != self._size:
+            raise ValueError(f"{self.path}: frame size {size} differs from the first frame's {self._size}")
         assert self._video_stream is not None
-        picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # yuv420p conversion: swscale's BT.601 default
         picture.pts = self.num_frames  # in units of the codec time base 1/fps
         self._mux(self._video_stream, picture)
         self.num_frames += 1

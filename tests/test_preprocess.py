@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile
@@ -277,7 +278,8 @@ def test_scan_detects_on_the_stride_and_on_both_sides_of_a_cut():
         seen.append(image.shape)
         return [Face(box=(8, 8, 40, 40), score=1.0, landmarks=np.zeros((5, 2)))]
 
-    frames = [np.full((64, 48, 3), 20 if index < 12 else 230, np.uint8) for index in range(20)]
+    pixels = [np.full((64, 48, 3), 20 if index < 12 else 230, np.uint8) for index in range(20)]
+    frames = [av.VideoFrame.from_ndarray(array, format="rgb24") for array in pixels]
     result = tracking.scan(frames, detector, config, width=96, height=128)
     assert [(d.frame, d.shot) for d in result.detections] == [(0, 0), (5, 0), (10, 0), (11, 0), (12, 1), (17, 1),
                                                               (19, 1)]  # fmt: skip

@@ -1,5 +1,11 @@
 """Decoding raw videos for preprocessing: probe, frames resampled to 25 fps by timestamp, audio at 16 kHz mono.
 
+Frames stay in the decoder's YUV: tracking reads the luma plane and segments crop the three 4:2:0 planes before
+any resize, so no full-size colour conversion runs (it cost more than 2 ms of the 9 ms a 1080x1920 frame takes to
+decode). The crops are encoded as YUV too, with the values the decoder gave (the RGB round trip they replace used
+the same BT.601 matrix both ways). Other pixel formats (full-range yuvj420p, 4:2:2, 10 bit, RGB) are converted to
+yuv420p first.
+
 Frames are resampled on their presentation timestamps, like ffmpeg's ``fps`` filter: output frame k (time k / 25
 after the first frame) shows the source frame whose timestamp is nearest. This handles 30-fps and variable-frame-rate
 sources alike. The audio is aligned to the same clock (a stream that starts later is padded with silence).
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from sonic.data.layout import FPS, SAMPLE_RATE
@@ -59,17 +66,21 @@ def _start_time(stream: av.stream.Stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
 
 
-def decode_frames(path: str | Path, fps: float = FPS) -> Iterator[av.VideoFrame]:
+def decode_frames(path: str | Path, fps: float = FPS, deblock: bool = True) -> Iterator[av.VideoFrame]:
     """Decoded frames resampled to ``fps`` by timestamp (a frame repeats or is skipped); :class:`MediaError` on decode
-    errors. Convert them with :func:`to_rgb`.
+    errors. Read them with :func:`luma`, :func:`grey`, :func:`crop_yuv420` or :func:`to_rgb`.
 
     A source frame with time t covers the output slots k with k / fps in [midpoint to its predecessor, midpoint to its
     successor); the last frame lasts one source frame duration. Decoding uses one thread (one core per worker).
+    ``deblock=False`` skips the H.264/HEVC loop filter: 16% faster, slightly blocky pictures, good enough for finding
+    faces and cuts but not for training frames.
     """
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1
+        if not deblock:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         start = _start_time(stream)
         rate = float(stream.average_rate or stream.guessed_rate or fps)
         emitted, previous = 0, None  # previous = (time, frame)
@@ -101,7 +112,7 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
 
 def to_rgb(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
     """Upright RGB uint8; with ``max_side``, downscaled (area filter) within the colour conversion so that the long
-    side is at most that (for face detection: ~3 ms less per 1080x1920 frame than converting at full size)."""
+    side is at most that (the YOLO detector's input)."""
     ratio = 1.0 if max_side is None else min(max_side / max(frame.width, frame.height), 1.0)
     if ratio < 1.0:
         size = {"width": round(frame.width * ratio), "height": round(frame.height * ratio), "interpolation": "AREA"}
@@ -110,6 +121,55 @@ def to_rgb(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
         rgb = frame.to_ndarray(format="rgb24")
     turns = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _yuv420_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Upright views of the Y, U and V planes (limited range, U and V at half size), without copying for yuv420p."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    planes = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        planes.append(np.rot90(rows, _quarter_turns(frame)))
+    return planes
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """The upright luma plane, limited range (black 16, white 235); a view of the decoder's buffer for yuv420p."""
+    return _yuv420_planes(frame)[0]
+
+
+def full_range(luma_pixels: np.ndarray) -> np.ndarray:
+    """Limited-range luma -> grey uint8 in [0, 255] (what the face models were trained on)."""
+    return cv2.convertScaleAbs(luma_pixels, alpha=255 / 219, beta=-16 * 255 / 219)
+
+
+def grey(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
+    """Upright grey uint8 from the luma plane; with ``max_side``, area-downscaled to at most that long side."""
+    pixels = luma(frame)
+    height, width = pixels.shape
+    ratio = 1.0 if max_side is None else min(max_side / max(height, width), 1.0)
+    if ratio < 1.0:
+        pixels = cv2.resize(pixels, (round(width * ratio), round(height * ratio)), interpolation=cv2.INTER_AREA)
+    return full_range(pixels)
+
+
+def crop_yuv420(frame: av.VideoFrame, crop: tuple[int, int, int, int], resolution: int) -> np.ndarray:
+    """The upright square ``crop`` (x1, y1, x2, y2; even coordinates) resized to ``resolution``, as an I420 array
+    (resolution * 3 / 2, resolution): the Y rows, then U and V, each (resolution / 2) square, row-major.
+
+    Area filtering only where linear would alias (it costs 6.6 ms against 1 ms for an 800 -> 576 px crop).
+    """
+    x1, y1, x2, y2 = crop
+    assert not (x1 % 2 or y1 % 2 or x2 % 2 or y2 % 2 or resolution % 2), "4:2:0 crops need even coordinates"
+    shrink = (x2 - x1) / resolution
+    interpolation = cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR if shrink > 1 else cv2.INTER_CUBIC
+    out = []
+    for index, plane in enumerate(_yuv420_planes(frame)):
+        scale, side = (1, resolution) if index == 0 else (2, resolution // 2)
+        patch = plane[y1 // scale : y2 // scale, x1 // scale : x2 // scale]
+        out.append(cv2.resize(patch, (side, side), interpolation=interpolation).reshape(-1, resolution))
+    return np.concatenate(out)
 
 
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Raw talking-head videos -> a Sonic training set (the format of sonic/data/layout.py).
 
-Per video: probe; audio to 16 kHz mono; pass 1 decodes the frames at 25 fps and tracks the main face
-(:mod:`sonic.data.tracking`); the runs of usable frames become segments of at least ``min_segment_seconds``; pass 2
-decodes again and writes every segment (:mod:`sonic.data.segments`). Rejections carry a reason code. Videos are
+Per video: probe; audio to 16 kHz mono; pass 1 decodes the frames at 25 fps (without deblocking) and tracks the main
+face (:mod:`sonic.data.tracking`); the runs of usable frames become segments of at least ``min_segment_seconds``;
+pass 2 decodes again and writes every segment (:mod:`sonic.data.segments`). Rejections carry a reason code. Videos are
 processed by worker processes that load Whisper and the face models once; the parent process owns the bookkeeping
 (:mod:`sonic.data.ledger`), so an interrupted run resumes where it stopped.
 """
@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
-from sonic.data.decode import decode_frames, probe, read_audio, to_rgb
+from sonic.data.decode import decode_frames, probe, read_audio
 from sonic.data.layout import FPS, SEGMENTS
 from sonic.data.ledger import Ledger
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
@@ -59,10 +60,12 @@ class Models:
 def load_models(config: PreprocessConfig) -> Models:
     """YOLOv5-face from the checkpoint when present (the inference detector), else dlib HOG; dlib landmarks."""
     extractor, encoder = load_audio_encoder(config.checkpoint)
-    landmarker = DlibFaceDetector(upsample=config.detect_upsample, max_side=config.detect_max_side)
     yolo = Path(config.checkpoint) / YOLOFACE_FILE
-    detector = YoloFaceDetector(yolo) if yolo.is_file() else landmarker
-    return Models(detector, landmarker, extractor, encoder)
+    if yolo.is_file():
+        detector: FaceDetector = YoloFaceDetector(yolo)
+    else:  # tracking needs boxes only
+        detector = DlibFaceDetector(upsample=config.detect_upsample, max_side=config.detect_max_side, landmarks=False)
+    return Models(detector, DlibFaceDetector(max_side=None), extractor, encoder)
 
 
 @dataclass
@@ -101,13 +104,10 @@ def _process(
     if not info.has_audio:
         return [], [failure(source, NO_AUDIO, f"{path}: the file has no audio stream")], 0
     audio = read_audio(path)
-    frames = (to_rgb(frame, config.detect_max_side) for frame in decode_frames(path))
-    scan = tracking.scan(frames, models.detector, config, info.width, info.height)
+    scan = tracking.scan(decode_frames(path, deblock=False), models.detector, config, info.width, info.height)
     plans, failures = plan_segments(source, scan, len(audio) // SAMPLES_PER_VIDEO_FRAME, config)
-    # Decoding again beats keeping the frames: converting a cached 1080x1920 frame from cold memory cost 10 ms,
-    # more than decoding it again (9 ms) plus the conversion while it is hot (1.3 ms).
-    second_pass = (to_rgb(frame) for frame in decode_frames(path))
-    rows = write_segments(source, second_pass, plans, audio, output, config, models)
+    # Decoding again beats keeping the frames: a 1080x1920 frame is 3 MB, a 30-s segment 2.3 GB per worker.
+    rows = write_segments(source, decode_frames(path), plans, audio, output, config, models)
     return rows, failures, scan.num_frames
 
 
@@ -137,7 +137,7 @@ def plan_segments(
 
 def write_segments(
     source: str,
-    frames: Iterator[np.ndarray],
+    frames: Iterator[av.VideoFrame],
     plans: list[SegmentPlan],
     audio: np.ndarray,
     output: Path,

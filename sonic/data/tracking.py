@@ -1,9 +1,10 @@
 """Main-face tracking: face detection on a stride plus shot-cut detection, then runs of frames with one usable face.
 
-Pass 1 of preprocessing. Detection (dlib HOG, 40-180 ms per frame) runs every ``detect_stride`` frames and on both
-sides of every shot cut; boxes in between are interpolated linearly. Cuts are found on every frame from 32x32 grey
-thumbnails (cheap). A run ends at a cut, at a face jump (consecutive detections overlap less than ``min_track_iou``)
-and when detections fail more than ``max_detection_gap`` times in a row; failed detections carry the rejection reason.
+Pass 1 of preprocessing. Detection (dlib HOG, ~28 ms per 360x640 frame) runs every ``detect_stride`` frames and on
+both sides of every shot cut; boxes in between are interpolated linearly. Cuts are found on every frame from 32x32 grey
+thumbnails of the luma plane (cheap). A run ends at a cut, at a face jump (consecutive detections overlap less than
+``min_track_iou``) and when detections fail more than ``max_detection_gap`` times in a row; failed detections carry
+the rejection reason.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import av
 import cv2
 import numpy as np
 
 from sonic.config import PreprocessConfig
-from sonic.models.faces import Face, FaceDetector
+from sonic.data.decode import grey, luma, to_rgb
+from sonic.models.faces import DlibFaceDetector, Face, FaceDetector
 
 OK, NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL = "ok", "no_face", "multiple_faces", "face_too_small"
 THUMBNAIL = 32
@@ -60,25 +63,35 @@ def classify(faces: list[Face], config: PreprocessConfig) -> tuple[str, Face | N
     return OK, main
 
 
-def _thumbnail(frame: np.ndarray) -> np.ndarray:
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
+    """32x32 grey in [0, 1] from every k-th luma pixel (k keeps >= 4 samples per thumbnail pixel per axis)."""
+    pixels = luma(frame)
+    step = max(min(pixels.shape) // (THUMBNAIL * 4), 1)
+    small = cv2.resize(pixels[::step, ::step], (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA)
+    return (small.astype(np.float32) - 16) / 219
+
+
+def _detection_image(frame: av.VideoFrame, detector: FaceDetector, max_side: int) -> np.ndarray:
+    """dlib's HOG reads grey, taken from the luma plane (no colour conversion, 20% faster HOG); others get RGB."""
+    return grey(frame, max_side) if isinstance(detector, DlibFaceDetector) else to_rgb(frame, max_side)
 
 
 def scan(
-    frames: Iterable[np.ndarray], detector: FaceDetector, config: PreprocessConfig, width: int, height: int
+    frames: Iterable[av.VideoFrame], detector: FaceDetector, config: PreprocessConfig, width: int, height: int
 ) -> Scan:
     """Runs detection on the stride schedule (plus the frames on both sides of each cut and the last frame).
 
-    ``frames`` may be downscaled copies of the ``width`` x ``height`` source; boxes are stored in source pixels.
+    Detection sees frames downscaled to ``config.detect_max_side``; boxes are stored in source pixels (``width`` x
+    ``height``, upright).
     """
     result, shot = Scan(width=width, height=height), 0
-    previous: np.ndarray | None = None
+    previous: av.VideoFrame | None = None
     previous_thumb: np.ndarray | None = None
     last_detected = -1
 
-    def detect(image: np.ndarray, index: int) -> None:
+    def detect(frame: av.VideoFrame, index: int) -> None:
         nonlocal last_detected
+        image = _detection_image(frame, detector, config.detect_max_side)
         scale = width / image.shape[1]
         faces = [Face(tuple(v * scale for v in f.box), f.score, f.landmarks * scale) for f in detector(image)]
         status, face = classify(faces, config)

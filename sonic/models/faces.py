@@ -87,11 +87,14 @@ def _sort_by_area(faces: list[Face]) -> list[Face]:
     return sorted(faces, key=lambda face: -face.area)
 
 
-def _check_image(image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+def _check_image(image: Any, grey_ok: bool = False) -> np.ndarray:
+    rgb = isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+    grey = grey_ok and isinstance(image, np.ndarray) and image.ndim == 2
+    if not (rgb or grey) or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"expected an RGB uint8 array of shape (H, W, 3), got shape {shape} dtype {dtype}")
+        wanted = "an RGB uint8 (H, W, 3) or grey uint8 (H, W)" if grey_ok else "an RGB uint8 (H, W, 3)"
+        raise ValueError(f"expected {wanted} array, got shape {shape} dtype {dtype}")
     return np.ascontiguousarray(image)
 
 
@@ -209,20 +212,25 @@ class DlibFaceDetector:
     0.16, a box as large as the face), so weak detections are dropped. ``max_side``: HOG cost grows with the pixel
     count (x4 with ``upsample=1``), so large frames are detected on a copy whose long side is ``max_side`` and the
     boxes are mapped back; with upsampling it still finds faces down to ~40 px at that scale, far smaller than the
-    face in a talking-head portrait. Landmarks are always predicted on the full-resolution image.
+    face in a talking-head portrait. Landmarks are predicted on the full-resolution image, unless ``landmarks`` is
+    False (the faces then carry none: for callers that only need boxes). Images may be RGB or grey (HOG and the shape
+    predictor read grey anyway).
     """
 
-    def __init__(self, upsample: int = 1, min_score: float = 0.5, max_side: int | None = 640) -> None:
+    def __init__(
+        self, upsample: int = 1, min_score: float = 0.5, max_side: int | None = 640, landmarks: bool = True
+    ) -> None:
         import dlib
 
         self.upsample = upsample
         self.min_score = min_score
         self.max_side = max_side
+        self.predict_landmarks = landmarks
         self._dlib = dlib
         self._detector, self._predictor = _dlib_models(str(dlib_model_path()))
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        image = _check_image(image)
+        image = _check_image(image, grey_ok=True)
         small, scale_x, scale_y = self._downscale(image)
         rects, scores, _ = self._detector.run(small, self.upsample, self.min_score)
         faces = []
@@ -230,7 +238,8 @@ class DlibFaceDetector:
             # dlib's right/bottom are inclusive pixel indices; +1 gives the exclusive edge.
             x1, y1, x2, y2 = rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1
             box = (x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y)
-            faces.append(Face(box=box, score=score, landmarks=self._landmarks(image, box)))
+            points = self._landmarks(image, box) if self.predict_landmarks else np.zeros((0, 2))
+            faces.append(Face(box=box, score=score, landmarks=points))
         return _sort_by_area(faces)
 
     def landmarks68(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -239,7 +248,7 @@ class DlibFaceDetector:
         The predictor was trained on dlib HOG boxes (tighter, roughly brows to chin); other detectors' boxes work
         but may give slightly less accurate points.
         """
-        return self._landmarks(_check_image(image), box)
+        return self._landmarks(_check_image(image, grey_ok=True), box)
 
     def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         x1, y1, x2, y2 = (round(float(v)) for v in box)
