@@ -7,6 +7,7 @@ the face is a still photograph whose pixels are displaced.
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,10 +64,12 @@ def make_talking_video(
     with_audio: bool = True,
     fps: float = 25,
     size: int | tuple[int, int] = 384,
+    sideways: bool = False,
 ) -> Path:
     """An mp4 of the portrait: the head circles with radius ``translate_px`` frame pixels at 1 Hz, the jaw opens by
     up to ``mouth_warp`` portrait pixels (512-px scale) at 4 Hz, with the speech as an AAC track unless
-    ``with_audio`` is False. ``size``: a square side or (width, height)."""
+    ``with_audio`` is False. ``size``: a square side or (width, height) as displayed. ``sideways``: stored turned
+    90 degrees counter-clockwise with a display matrix that turns it upright, as phones store portrait video."""
     base, scale, offset = _canvas(size)
     height, width = base.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -80,8 +83,23 @@ def make_talking_video(
             opening = float(mouth_warp * (0.5 - 0.5 * np.cos(2 * np.pi * SYLLABLE_HZ * t)))
             map_x, map_y = xs - dx, ys - dy
             map_y = map_y - opening * cv2.remap(jaw, map_x, map_y, cv2.INTER_LINEAR)
-            writer.write(cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+            frame = cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            writer.write(np.ascontiguousarray(np.rot90(frame)) if sideways else frame)
+    if sideways:
+        _display_clockwise(Path(path))
     return Path(path)
+
+
+def _display_clockwise(path: Path) -> None:
+    """Sets the video track's display matrix (mp4 ``tkhd``, version 0) to a 90-degree clockwise turn; ffmpeg then
+    reports the frames' rotation as -90. PyAV cannot write the matrix, so the bytes are patched."""
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd")  # the video track comes first: VideoWriter adds it before the audio
+    assert data[box + 4] == 0, "expected a version-0 tkhd box"
+    matrix = box + 4 + 4 + 5 * 4 + 8 + 8  # version/flags, times, track id, reserved, duration, reserved; layer..volume
+    one, w = 1 << 16, 1 << 30  # 16.16 and 2.30 fixed point
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, one, 0, -one, 0, 0, 0, 0, w)
+    path.write_bytes(data)
 
 
 def make_faceless_video(path: str | Path, *, seconds: float = 3.0, size: int = 256) -> Path:

@@ -7,15 +7,27 @@ import shutil
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+import PIL.Image
 import pytest
 import soundfile
 
 import sonic_preprocess
 from sonic.config import ConfigError, PreprocessConfig
 from sonic.data import tracking
-from sonic.data.decode import decode_frames, read_audio, to_rgb
-from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SUMMARY, SUMMARY_PLOT, load_features
+from sonic.data.decode import crop_yuv420, decode_frames, grey, read_audio, to_rgb
+from sonic.data.layout import (
+    FAILURES,
+    MANIFEST,
+    META,
+    PROCESSED,
+    SEGMENTS,
+    SUMMARY,
+    SUMMARY_PLOT,
+    VIDEO,
+    load_features,
+)
 from sonic.data.ledger import Ledger
 from sonic.data.motion import rigid_boxes
 from sonic.data.preprocess import in_shard, list_videos, plan_segments, preprocess_dataset
@@ -23,7 +35,7 @@ from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
 from sonic.io import MediaError, load_audio, read_video_info
 from sonic.models.faces import Face
-from tests.media import SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
+from tests.media import PORTRAIT, SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
 
 RESOLUTION = 256
 TRANSLATIONS = {"still": 0.0, "move_small": 4.0, "move_large": 10.0}  # circle radius in frame pixels (384-px video)
@@ -39,6 +51,7 @@ def raw_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, warp in MOUTHS.items():
         make_talking_video(folder / f"{name}.mp4", mouth_warp=warp)
     make_talking_video(folder / "nested" / "fps30.mp4", seconds=2.5, fps=30)
+    make_talking_video(folder / "phone.mp4", sideways=True)  # still.mp4 stored sideways with a display matrix
     make_talking_video(folder / "silent.mp4", with_audio=False, seconds=2.5, size=256)
     make_faceless_video(folder / "noface.mp4")
     make_truncated_video(folder / "truncated.mp4")
@@ -71,7 +84,7 @@ def median_buckets(output: Path, source: str) -> tuple[float, float]:
 # ----------------------------------------------------------------------------------------------------- end to end
 def test_segments_and_rejections(dataset):
     output, summary = dataset
-    expected = {f"{name}.mp4" for name in (*TRANSLATIONS, *MOUTHS)} | {"nested/fps30.mp4"}
+    expected = {f"{name}.mp4" for name in (*TRANSLATIONS, *MOUTHS)} | {"nested/fps30.mp4", "phone.mp4"}
     assert set(by_source(output)) == expected
     failures = [json.loads(line) for line in (output / FAILURES).read_text().splitlines()]
     assert {row["source"]: row["reason"] for row in failures} == REJECTED
@@ -107,6 +120,18 @@ def test_expression_bucket_grows_with_the_mouth_warp(dataset):
     still, small, large = (median_buckets(output, f"{name}.mp4") for name in ("still", *MOUTHS))
     assert still[1] < 1.0 < small[1] < large[1] < 128
     assert small[0] < 2.0 and large[0] < 2.0  # the head does not move
+
+
+def test_a_phone_video_stored_sideways_is_processed_upright(dataset, raw_videos):
+    assert next(decode_frames(raw_videos / "phone.mp4")).rotation == -90  # stored turned, shown upright
+    output, _ = dataset
+    rows = by_source(output)
+    metas = {name: json.loads((output / SEGMENTS / rows[name]["id"] / META).read_text()) for name in rows}
+    assert metas["phone.mp4"]["crop_box"] == metas["still.mp4"]["crop_box"]
+    phone, still = (to_rgb(next(decode_frames(output / SEGMENTS / rows[name]["id"] / VIDEO))).astype(np.float32)
+                    for name in ("phone.mp4", "still.mp4"))  # fmt: skip
+    assert np.abs(phone - still).mean() < 2.0  # the same upright crop, up to the two videos' encoding
+    assert np.abs(np.rot90(phone) - still).mean() > 20.0  # a sideways crop would differ a lot
 
 
 def test_feature_lengths_match_audio_and_video(dataset):
@@ -308,6 +333,21 @@ def test_variable_frame_rate_is_resampled_to_the_nearest_timestamp(tmp_path):
     nearest = [int(np.argmin([abs(t - k / 25) for t in times])) for k in range(len(shown))]
     assert shown == nearest
     assert len(shown) == 14  # the last frame lasts one mean frame duration: 0.5 + 0.049 s -> slots up to 0.52 s
+
+
+def test_yuv_reads_match_the_rgb_conversion():
+    portrait = cv2.resize(np.asarray(PIL.Image.open(PORTRAIT).convert("RGB")), (200, 300), interpolation=cv2.INTER_AREA)
+    limited, full = (av.VideoFrame.from_ndarray(portrait, format="rgb24").reformat(format=name)
+                     for name in ("yuv420p", "yuvj420p"))  # fmt: skip
+    rgb = to_rgb(limited)
+    expected_grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    for frame in (limited, full):
+        assert np.abs(grey(frame) - expected_grey).mean() < 1.5
+    i420 = crop_yuv420(limited, (40, 60, 160, 180), 64)
+    assert i420.shape == (96, 64)
+    crop = av.VideoFrame.from_ndarray(i420, format="yuv420p").to_ndarray(format="rgb24").astype(np.float32)
+    expected = cv2.resize(rgb[60:180, 40:160], (64, 64), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(crop - expected).mean() < 3.0
 
 
 def test_audio_is_16khz_mono_and_aligned_with_the_first_frame(raw_videos):

@@ -32,9 +32,12 @@ from sonic.data.decode import crop_yuv420, full_range
 from sonic.data.layout import AUDIO, FEATURES, FPS, META, SAMPLE_RATE, SEGMENTS, VIDEO, SegmentRecord
 from sonic.data.ledger import source_hash
 from sonic.data.motion import face_box_from_landmarks, motion_buckets, usable
+from sonic.data.tracking import iou
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
 from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, encode_audio
+
+REDETECT_IOU = 0.5  # below this overlap with the detector box, the previous frame's landmark box is not trusted
 
 
 @dataclass
@@ -96,19 +99,25 @@ class SegmentWriter:
         self.video = VideoWriter(self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1)  # 1 core/worker
 
     def write(self, frame: av.VideoFrame, landmarker: DlibFaceDetector) -> None:
-        """Crops, predicts the landmarks twice and encodes the frame.
+        """Crops, predicts the 68 landmarks and encodes the frame.
 
-        The shape predictor starts from its box: from the interpolated detector box (quantised by the HOG cell,
-        jumping by up to 8 detection pixels) the landmarks jitter with the box. The second prediction starts from
-        the box implied by the first landmarks, which follows the face smoothly; that box is stored.
+        The shape predictor starts from a box, and its points jitter with that box. The detector boxes (interpolated,
+        quantised by the HOG cell) jump by up to 8 detection pixels, so the predictor starts from the box implied by
+        the previous frame's landmarks, which follows the face smoothly. On the first frame, and where that box has
+        lost the detector's (IoU < ``REDETECT_IOU``), it runs twice: from the detector box, then from the box its
+        points imply. The box implied by the final points is stored.
         """
         resolution = self.config.resolution
         crop = crop_yuv420(frame, self.plan.crop, resolution)
         face = full_range(crop[:resolution])  # the luma rows
         index = len(self.landmarks)
-        first = landmarker.landmarks68(face, tuple(float(v) for v in self.boxes[index]))
-        self.boxes[index] = face_box_from_landmarks(first)
-        self.landmarks.append(landmarker.landmarks68(face, tuple(self.boxes[index])))
+        detected = tuple(float(v) for v in self.boxes[index])
+        start = tuple(self.boxes[index - 1]) if index else None
+        if start is None or iou(start, detected) < REDETECT_IOU:
+            start = face_box_from_landmarks(landmarker.landmarks68(face, detected))
+        points = landmarker.landmarks68(face, start)
+        self.boxes[index] = face_box_from_landmarks(points)
+        self.landmarks.append(points)
         self.video.write(av.VideoFrame.from_ndarray(crop, format="yuv420p"))
 
     def abort(self) -> None:
