@@ -12,8 +12,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import soundfile
+import torch
 
 import sonic_preprocess
+from sonic.checkpoints import WHISPER_DIR, YOLOFACE_FILE
 from sonic.config import ConfigError, PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import crop_yuv420, decode_frames, grey, read_audio, to_rgb
@@ -30,11 +32,12 @@ from sonic.data.layout import (
 )
 from sonic.data.ledger import Ledger
 from sonic.data.motion import rigid_boxes
-from sonic.data.preprocess import in_shard, list_videos, plan_segments, preprocess_dataset
+from sonic.data.preprocess import in_shard, list_videos, load_models, plan_segments, preprocess_dataset, process_video
+from sonic.data.segments import crop_box
 from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
 from sonic.io import MediaError, load_audio, read_video_info
-from sonic.models.faces import Face
+from sonic.models.faces import DlibFaceDetector, Face, YoloFaceDetector, yolo_input_size
 from tests.media import PORTRAIT, SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
 
 RESOLUTION = 256
@@ -235,6 +238,38 @@ def test_parallel_workers_give_the_same_segments(raw_videos, tiny_checkpoint, tm
     still = next(iter(by_source(output).values()))
     expected = load_features(reference / SEGMENTS / by_source(reference)["still.mp4"]["id"])
     np.testing.assert_allclose(load_features(output / SEGMENTS / still["id"])["landmarks"], expected["landmarks"])
+
+
+class FixedFaceYolo(torch.nn.Module):
+    """A stand-in for yoloface_v5m.pt with the released interface (TorchScript, (image, grids) -> (1, n, 16)
+    candidates in network pixels) that sees one face at ``box`` (x1, y1, x2, y2 in network pixels)."""
+
+    def __init__(self, box: tuple[float, float, float, float]) -> None:
+        super().__init__()
+        x1, y1, x2, y2 = box
+        centre = [(x1 + x2) / 2, (y1 + y2) / 2]
+        self.register_buffer("candidate", torch.tensor([[[*centre, x2 - x1, y2 - y1, 0.9, *centre * 5, 0.9]]]))
+
+    def forward(self, image: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
+        return self.candidate
+
+
+def test_the_checkpoint_yolo_detector_drives_tracking(raw_videos, tiny_checkpoint, tmp_path):
+    video = raw_videos / "still.mp4"
+    x1, y1, x2, y2 = DlibFaceDetector()(to_rgb(next(decode_frames(video))))[0].box  # where the portrait's face is
+    face = (x1 + 12, y1 + 8, x2 + 12, y2 + 8)  # moved, so that the crop tells which detector found it
+    network = yolo_input_size(384, 384)[0] / 384
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / WHISPER_DIR).symlink_to(tiny_checkpoint / WHISPER_DIR)
+    torch.jit.script(FixedFaceYolo(tuple(v * network for v in face))).save(str(checkpoint / YOLOFACE_FILE))
+    config = config_for(video, tmp_path / "out", checkpoint)
+    models = load_models(config)
+    assert isinstance(models.detector, YoloFaceDetector)
+    result = process_video("still.mp4", video, tmp_path / "out", config, models)
+    assert [row["num_frames"] for row in result.manifest] == [75] and not result.failures
+    meta = json.loads((tmp_path / "out" / SEGMENTS / result.manifest[0]["id"] / META).read_text())
+    assert meta["crop_box"] == list(crop_box(np.array([face]), 384, 384, config.expand_ratio))
 
 
 # ------------------------------------------------------------------------------------------- rules without videos
