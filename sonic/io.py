@@ -120,6 +120,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
         threads: int = 0,
+        keyframe_interval: int = 0,
     ) -> None:
         if not fps > 0:
             raise ValueError(f"{path}: fps must be positive, got {fps}")
@@ -130,7 +131,10 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)  # exact for 12.5 = 25/2 and 29.97 = 2997/100
         self.crf = crf
-        self.x264_options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # threads 0 = x264 decides
+        # threads 0 = x264 decides; keyframe_interval 0 = x264's default (250 frames); shorter ones make seeking cheap
+        self.x264_options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
+        if keyframe_interval:
+            self.x264_options["g"] = str(keyframe_interval)
         self.audio = None if audio is None else _check_audio(audio, self.path)
         self.audio_rate = audio_rate
         self.num_frames = 0

@@ -18,6 +18,7 @@ import sonic_preprocess
 from sonic.checkpoints import WHISPER_DIR, YOLOFACE_FILE
 from sonic.config import ConfigError, PreprocessConfig
 from sonic.data import tracking
+from sonic.data.dataset import read_frames
 from sonic.data.decode import crop_yuv420, decode_frames, grey, read_audio, to_rgb
 from sonic.data.layout import (
     FAILURES,
@@ -36,7 +37,7 @@ from sonic.data.preprocess import in_shard, list_videos, load_models, plan_segme
 from sonic.data.segments import crop_box
 from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
-from sonic.io import MediaError, load_audio, read_video_info
+from sonic.io import MediaError, VideoWriter, load_audio, read_video_info
 from sonic.models.faces import DlibFaceDetector, Face, YoloFaceDetector, yolo_input_size
 from tests.media import PORTRAIT, SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
 
@@ -383,6 +384,25 @@ def test_yuv_reads_match_the_rgb_conversion():
     crop = av.VideoFrame.from_ndarray(i420, format="yuv420p").to_ndarray(format="rgb24").astype(np.float32)
     expected = cv2.resize(rgb[60:180, 40:160], (64, 64), interpolation=cv2.INTER_LINEAR)
     assert np.abs(crop - expected).mean() < 3.0
+
+
+def test_training_reads_frames_by_seeking_to_keyframes(tmp_path):
+    path = tmp_path / "segment.mp4"
+    texture = cv2.resize(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8), (64, 64))
+    pictures = [np.roll(texture, index, axis=1) for index in range(120)]  # a slow pan: no scene cuts
+    with VideoWriter(path, fps=25, keyframe_interval=10) as writer:
+        for picture in pictures:
+            writer.write(picture)
+    keyframes = [index for index, frame in enumerate(decode_frames(path)) if frame.key_frame]
+    assert keyframes[0] == 0 and max(np.diff([*keyframes, 120])) <= 10
+    every = [to_rgb(frame) for frame in decode_frames(path)]
+    wanted = [119, 3, 57, 58, 0, 30, 57]  # unordered, repeated, far apart and adjacent
+    frames = read_frames(path, wanted)
+    assert sorted(frames) == sorted(set(wanted))
+    for index, frame in frames.items():
+        np.testing.assert_array_equal(frame, every[index])
+    with pytest.raises(ValueError, match=r"\[120\] are beyond the end"):
+        read_frames(path, [5, 120])
 
 
 def test_audio_is_16khz_mono_and_aligned_with_the_first_frame(raw_videos):

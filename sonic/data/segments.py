@@ -37,6 +37,7 @@ from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
 from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, encode_audio
 
+KEYFRAME_INTERVAL = 50  # 2 s: training seeks to a clip and decodes at most this many frames before it
 REDETECT_IOU = 0.5  # below this overlap with the detector box, the previous frame's landmark box is not trusted
 
 
@@ -96,7 +97,9 @@ class SegmentWriter:
         self.temp.mkdir(parents=True)
         self.boxes = to_crop(plan.boxes, plan.crop, config.resolution)
         self.landmarks: list[np.ndarray] = []
-        self.video = VideoWriter(self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1)  # 1 core/worker
+        self.video = VideoWriter(  # one core per worker
+            self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1, keyframe_interval=KEYFRAME_INTERVAL
+        )
 
     def write(self, frame: av.VideoFrame, landmarker: DlibFaceDetector) -> None:
         """Crops, predicts the 68 landmarks and encodes the frame.
