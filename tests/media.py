@@ -86,11 +86,11 @@ def make_talking_video(
             frame = cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             writer.write(np.ascontiguousarray(np.rot90(frame)) if sideways else frame)
     if sideways:
-        _display_clockwise(Path(path))
+        display_clockwise(Path(path))
     return Path(path)
 
 
-def _display_clockwise(path: Path) -> None:
+def display_clockwise(path: Path) -> None:
     """Sets the video track's display matrix (mp4 ``tkhd``, version 0) to a 90-degree clockwise turn; ffmpeg then
     reports the frames' rotation as -90. PyAV cannot write the matrix, so the bytes are patched."""
     data = bytearray(path.read_bytes())

@@ -39,7 +39,15 @@ from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
 from sonic.io import MediaError, VideoWriter, load_audio, read_video_info
 from sonic.models.faces import DlibFaceDetector, Face, YoloFaceDetector, yolo_input_size
-from tests.media import PORTRAIT, SPEECH, make_faceless_video, make_talking_video, make_truncated_video, make_vfr_video
+from tests.media import (
+    PORTRAIT,
+    SPEECH,
+    display_clockwise,
+    make_faceless_video,
+    make_talking_video,
+    make_truncated_video,
+    make_vfr_video,
+)
 
 RESOLUTION = 256
 TRANSLATIONS = {"still": 0.0, "move_small": 4.0, "move_large": 10.0}  # circle radius in frame pixels (384-px video)
@@ -371,7 +379,7 @@ def test_variable_frame_rate_is_resampled_to_the_nearest_timestamp(tmp_path):
     assert len(shown) == 14  # the last frame lasts one mean frame duration: 0.5 + 0.049 s -> slots up to 0.52 s
 
 
-def test_yuv_reads_match_the_rgb_conversion():
+def test_yuv_reads_match_the_rgb_conversion(tmp_path):
     portrait = cv2.resize(np.asarray(PIL.Image.open(PORTRAIT).convert("RGB")), (200, 300), interpolation=cv2.INTER_AREA)
     limited, full = (av.VideoFrame.from_ndarray(portrait, format="rgb24").reformat(format=name)
                      for name in ("yuv420p", "yuvj420p"))  # fmt: skip
@@ -379,6 +387,17 @@ def test_yuv_reads_match_the_rgb_conversion():
     expected_grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     for frame in (limited, full):
         assert np.abs(grey(frame) - expected_grey).mean() < 1.5
+    sideways = tmp_path / "phone_yuvj420p.mp4"  # full-range pixels and a display matrix: converted, then turned
+    with av.open(str(sideways), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0"})  # lossless
+        stream.width, stream.height, stream.pix_fmt = 300, 200, "yuvj420p"
+        stored = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(portrait)), format="rgb24")
+        container.mux(stream.encode(stored.reformat(format="yuvj420p")))
+        container.mux(stream.encode(None))
+    display_clockwise(sideways)
+    frame = next(decode_frames(sideways))
+    assert frame.format.name == "yuvj420p" and frame.rotation == -90
+    assert np.abs(grey(frame) - expected_grey).mean() < 1.5  # upright and in range
     i420 = crop_yuv420(limited, (40, 60, 160, 180), 64)
     assert i420.shape == (96, 64)
     crop = av.VideoFrame.from_ndarray(i420, format="yuv420p").to_ndarray(format="rgb24").astype(np.float32)

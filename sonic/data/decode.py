@@ -3,8 +3,8 @@
 Frames stay in the decoder's YUV: tracking reads the luma plane and segments crop the three 4:2:0 planes before
 any resize, so no full-size colour conversion runs (it cost more than 2 ms of the 9 ms a 1080x1920 frame takes to
 decode). The crops are encoded as YUV too, with the values the decoder gave (the RGB round trip they replace used
-the same BT.601 matrix both ways). Other pixel formats (full-range yuvj420p, 4:2:2, 10 bit, RGB) are converted to
-yuv420p first.
+the same BT.601 matrix both ways). Other pixel formats (full range: yuvj420p or flagged yuv420p; 4:2:2, 10 bit, RGB)
+are converted to limited-range yuv420p first.
 
 Frames are resampled on their presentation timestamps, like ffmpeg's ``fps`` filter: output frame k (time k / 25
 after the first frame) shows the source frame whose timestamp is nearest. This handles 30-fps and variable-frame-rate
@@ -123,14 +123,18 @@ def to_rgb(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG: luma 0-255 (yuvj formats, some phones' yuv420p)
+
+
 def _yuv420_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """Upright views of the Y, U and V planes (limited range, U and V at half size), without copying for yuv420p."""
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
+    turns = _quarter_turns(frame)  # a reformatted copy has no display matrix
+    if frame.format.name != "yuv420p" or frame.color_range == FULL_RANGE:
+        frame = frame.reformat(format="yuv420p", dst_color_range="MPEG")  # PyAV keeps the source range unless told
     planes = []
     for plane in frame.planes:
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-        planes.append(np.rot90(rows, _quarter_turns(frame)))
+        planes.append(np.rot90(rows, turns))
     return planes
 
 
