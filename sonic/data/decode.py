@@ -187,6 +187,8 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             raise MediaError(f"{path}: the file has no audio stream")
         stream = container.streams.audio[0]
         video_start = _start_time(container.streams.video[0]) if container.streams.video else 0.0
+        # read while the container is open: a stream's fields are freed with it (garbage offsets, seen as 0-s audio)
+        offset = round((_start_time(stream) - video_start) * sample_rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = []
         try:
@@ -196,7 +198,6 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         except av.FFmpegError as error:
             raise MediaError(f"{path}: the audio stream cannot be decoded ({error})") from error
     waveform = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    offset = round((_start_time(stream) - video_start) * sample_rate)
     if offset > 0:
         waveform = np.concatenate([np.zeros(offset, np.float32), waveform])
     return waveform[max(-offset, 0) :]
