@@ -102,6 +102,29 @@ def display_clockwise(path: Path) -> None:
     path.write_bytes(data)
 
 
+def transcode(source: str | Path, path: str | Path, video_codec: str, audio_codec: str, audio_rate: int) -> Path:
+    """Re-encodes a video with other codecs (the container follows the suffix), e.g. VP9 + Opus in .webm as
+    downloaded from YouTube, or HEVC + AAC in .mkv."""
+    fast = {"libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}, "libx265": {"preset": "ultrafast"}}
+    with av.open(str(source)) as source_file, av.open(str(path), "w") as output:
+        video_in, audio_in = source_file.streams.video[0], source_file.streams.audio[0]
+        video = output.add_stream(video_codec, rate=video_in.average_rate, options=fast.get(video_codec, {}))
+        video.width, video.height, video.pix_fmt = video_in.width, video_in.height, "yuv420p"
+        audio = output.add_stream(audio_codec, rate=audio_rate, layout="mono")
+        resampler = av.AudioResampler(format=audio.format.name, layout="mono", rate=audio_rate)
+        for packet in source_file.demux(video_in, audio_in):
+            for frame in packet.decode():
+                if packet.stream.type == "video":
+                    output.mux(video.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"))))
+                else:
+                    frame.pts = None  # the resampler restamps
+                    for chunk in resampler.resample(frame):
+                        output.mux(audio.encode(chunk))
+        output.mux(video.encode(None))
+        output.mux(audio.encode(None))
+    return Path(path)
+
+
 def make_faceless_video(path: str | Path, *, seconds: float = 3.0, size: int = 256) -> Path:
     """A slowly moving colour gradient with the speech track: decodes fine, no face anywhere."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size

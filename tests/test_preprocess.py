@@ -47,6 +47,7 @@ from tests.media import (
     make_talking_video,
     make_truncated_video,
     make_vfr_video,
+    transcode,
 )
 
 RESOLUTION = 256
@@ -144,6 +145,22 @@ def test_a_phone_video_stored_sideways_is_processed_upright(dataset, raw_videos)
                     for name in ("phone.mp4", "still.mp4"))  # fmt: skip
     assert np.abs(phone - still).mean() < 2.0  # the same upright crop, up to the two videos' encoding
     assert np.abs(np.rot90(phone) - still).mean() > 20.0  # a sideways crop would differ a lot
+
+
+@pytest.mark.parametrize(("suffix", "codecs"), [(".webm", ("libvpx-vp9", "libopus", 48_000)),
+                                               (".mkv", ("libx265", "aac", 44_100))])  # fmt: skip
+def test_other_containers_and_codecs_give_the_same_segment(
+    dataset, raw_videos, tiny_checkpoint, tmp_path, suffix, codecs
+):
+    video = transcode(raw_videos / "still.mp4", tmp_path / f"still{suffix}", *codecs)
+    config = config_for(video, tmp_path / "out", tiny_checkpoint)
+    result = process_video(video.name, video, tmp_path / "out", config, load_models(config))
+    assert [row["num_frames"] for row in result.manifest] == [75] and not result.failures
+    output, _ = dataset
+    expected = load_features(output / SEGMENTS / by_source(output)["still.mp4"]["id"])
+    features = load_features(tmp_path / "out" / SEGMENTS / result.manifest[0]["id"])
+    assert features["whisper"].shape == expected["whisper"].shape  # 16 kHz audio of the same length
+    assert (features["landmarks"] - expected["landmarks"]).abs().mean() < 1.0  # pixels, after two lossy codecs
 
 
 def test_feature_lengths_match_audio_and_video(dataset):
