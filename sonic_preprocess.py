@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     try:
         return preprocess_dataset(config)
-    except (FileNotFoundError, CheckpointError) as error:
+    except (FileNotFoundError, CheckpointError, ConfigError) as error:
         sys.exit(f"error: {error}")
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from sonic.checkpoints import CheckpointError, load_audio_encoder
+from sonic.checkpoints import CheckpointError, load_audio_encoder, resolve_device
 from sonic.config import ConfigError, InferenceConfig
 from sonic.inputs import AudioInput, prepare_audio
 from sonic.io import MediaError, VideoWriter, frame_to_rgb, load_audio
@@ -49,19 +49,6 @@ class GeneratedVideo:
     audio: np.ndarray | None
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> cuda when available, else cpu; a device that does not exist here is a :class:`ConfigError`."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"inference.device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"inference.device is {name!r} but this machine has no CUDA GPU; use --device cpu")
-    return name
-
-
 def resolve_dtype(name: str, device: str) -> torch.dtype:
     """``auto`` -> fp16 on a GPU (the released setting), fp32 on the CPU (fp16 CPU kernels are slow or missing)."""
     if name == "auto":
@@ -90,7 +77,7 @@ class InferenceAPI:
     def from_inference_config(cls, config: InferenceConfig) -> SonicPipeline:
         """Loads ``config.checkpoint`` on ``config.device`` in ``config.dtype``; the config becomes the defaults."""
         config.validate()
-        device = resolve_device(config.device)
+        device = resolve_device(config.device, "inference.device")
         pipeline = cls.from_pretrained(
             config.checkpoint, torch_dtype=resolve_dtype(config.dtype, device), device=device
         )

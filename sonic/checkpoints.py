@@ -27,6 +27,7 @@ from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from sonic.config import ConfigError
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
@@ -178,6 +179,20 @@ def load_audio_adapters(root: Path, channels: int, blocks: int, clip: int) -> tu
     audio2token = _build_from_file(root / SONIC_FILES[1], lambda sd: Audio2Token.from_state_dict(sd, channels, blocks))
     audio2bucket = _build_from_file(root / SONIC_FILES[2], lambda sd: Audio2Bucket.from_state_dict(sd, channels, clip))
     return audio2token, audio2bucket
+
+
+def resolve_device(name: str, field: str) -> str:
+    """``auto`` -> cuda when available, else cpu; a device that does not exist here is a :class:`ConfigError` naming
+    the config ``field``."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"{field}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{field} is {name!r} but this machine has no CUDA GPU; use --device cpu")
+    return name
 
 
 def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, WhisperEncoder]:

@@ -212,6 +212,8 @@ class PreprocessConfig(ConfigBase):
     checkpoint: str = option("checkpoints", "checkpoint folder with whisper-tiny (and optionally yoloface_v5m.pt)")
     resolution: int = option(576, "side of the square face crop in pixels (a multiple of 64)")
     workers: int = option(1, "parallel worker processes (one CPU core each)")
+    device: str = option("auto", "torch device of Whisper and YOLOv5-face: auto (cuda if available), cpu, cuda, "
+                         "cuda:1, ...; decoding, dlib and x264 always run on the CPU")  # fmt: skip
     shard: str = option("0/1", "I/N: process only the videos whose path hash falls in shard I of N")
     overwrite: bool = option(False, "redo every video of this shard instead of skipping the finished ones")
     min_segment_seconds: float = option(2.0, "shortest segment kept (one 25-frame 12.5-fps window is 1.96 s)")

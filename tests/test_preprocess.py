@@ -343,7 +343,12 @@ def test_interpolated_boxes_are_linear_between_detections():
     np.testing.assert_allclose(boxes[:, 0], [100, 120, 140, 160, 180])
 
 
-def test_config_validation():
+def test_config_validation(tmp_path):
+    if not torch.cuda.is_available():  # checked before any worker starts, and the CLI says so in one line
+        with pytest.raises(ConfigError, match=r"preprocess\.device is 'cuda' but this machine has no CUDA GPU"):
+            preprocess_dataset(PreprocessConfig(input="x", output="y", device="cuda"))
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            sonic_preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cuda"])
     with pytest.raises(ConfigError, match="I/N"):
         PreprocessConfig(input="x", output="y", shard="3").validate()
     with pytest.raises(ConfigError, match="0 <= I < N"):

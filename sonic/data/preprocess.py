@@ -29,7 +29,7 @@ from tqdm import tqdm
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder
+from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
@@ -58,11 +58,14 @@ class Models:
 
 
 def load_models(config: PreprocessConfig) -> Models:
-    """YOLOv5-face from the checkpoint when present (the inference detector), else dlib HOG; dlib landmarks."""
+    """YOLOv5-face from the checkpoint when present (the inference detector), else dlib HOG; dlib landmarks. Whisper
+    and YOLO go to ``config.device``."""
+    device = resolve_device(config.device, "preprocess.device")
     extractor, encoder = load_audio_encoder(config.checkpoint)
+    encoder.to(device)
     yolo = Path(config.checkpoint) / YOLOFACE_FILE
     if yolo.is_file():
-        detector: FaceDetector = YoloFaceDetector(yolo)
+        detector: FaceDetector = YoloFaceDetector(yolo, device)
     else:  # tracking needs boxes only
         detector = DlibFaceDetector(upsample=config.detect_upsample, max_side=config.detect_max_side, landmarks=False)
     return Models(detector, DlibFaceDetector(max_side=None), extractor, encoder)
@@ -224,6 +227,7 @@ def _results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Iterator
 def preprocess_dataset(config: PreprocessConfig) -> dict:
     """Processes every unfinished video of this shard, then writes summary.json/png; returns the summary."""
     config.validate()
+    resolve_device(config.device, "preprocess.device")  # before any worker starts
     output = Path(config.output)
     shard = config.shard_index()
     sources = [(key, path) for key, path in list_videos(config.input) if in_shard(key, *shard)]
