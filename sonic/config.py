@@ -339,6 +339,8 @@ class TrainingConfig(ConfigBase):
     cache_latents: bool = option(False, "encode every frame once with the frozen VAE and CLIP into "
                                  "DATA_ROOT/latent_cache/RESOLUTION and train on those (no video decoding or encoder "
                                  "forward per step; not with train_audio2bucket)")  # fmt: skip
+    latent_cache_dir: str | None = option(None, "folder of the latent cache instead of DATA_ROOT/latent_cache, e.g. "
+                                          "a local disk when DATA_ROOT is read-only or remote")  # fmt: skip
 
     def validate(self) -> None:
         super().validate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -248,13 +249,16 @@ def test_cached_latents_train_like_decoded_frames(tiny_checkpoint, dataset, tmp_
     root = dataset_copy(dataset, tmp_path / "data")
     common = {"train_batch_size": 2, "max_train_steps": 3}
     decoded = loop.train(make_config(tiny_checkpoint, root, tmp_path / "decoded", **common))
-    cached = loop.train(make_config(tiny_checkpoint, root, tmp_path / "cached", cache_latents=True, **common))
-    assert len(list((root / latent_cache.CACHE_DIR / str(RESOLUTION)).glob("*.safetensors"))) == 2
+    cache = tmp_path / "local_cache"
+    cached = loop.train(make_config(tiny_checkpoint, root, tmp_path / "cached", cache_latents=True,
+                                    latent_cache_dir=str(cache), **common))  # fmt: skip
+    assert len(list((cache / str(RESOLUTION)).glob("*.safetensors"))) == 2
+    assert not (root / latent_cache.CACHE_DIR).exists()
     assert sorted(cached.losses) == [1, 2, 3]
     np.testing.assert_allclose(list(cached.losses.values()), list(decoded.losses.values()), rtol=1e-5)
 
 
-def test_latent_cache_is_reused_and_rebuilt_when_invalid(tiny_components, dataset, tmp_path, monkeypatch):
+def test_latent_cache_is_reused_and_rebuilt_when_invalid(tiny_components, dataset, tmp_path, monkeypatch, caplog):
     data = latent_cache.CachedClipDataset(dataset_copy(dataset, tmp_path / "data"), FRAMES, RESOLUTION,
                                           window_stride=7)  # fmt: skip
     models = TrainingModels(torch.nn.Identity(), tiny_components.vae, tiny_components.image_encoder)
@@ -274,3 +278,7 @@ def test_latent_cache_is_reused_and_rebuilt_when_invalid(tiny_components, datase
         assert latent_cache.is_cached(path, key, segment.num_frames), path
         assert all(torch.equal(load_file(path)[name], tensor) for name, tensor in tensors.items()), path
     assert not list(data.cache.glob(".*.tmp"))
+    (data.cache / "removed-segment.safetensors").write_bytes(bytes(2_000_000))
+    with caplog.at_level(logging.WARNING):
+        latent_cache.build_latent_cache(data, models)
+    assert "1 files (0.00 GB) belong to no segment" in caplog.text

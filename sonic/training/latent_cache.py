@@ -5,7 +5,7 @@ embedding of the reference frame (:func:`sonic.training.loss.encode_clips`): det
 the training resolution. So every frame of every segment the dataset uses is encoded once, prepared exactly as
 :class:`~sonic.data.dataset.SonicClipDataset` prepares it, into
 
-    DATA_ROOT/latent_cache/<resolution>/<segment id>.safetensors
+    DATA_ROOT/latent_cache/<resolution>/<segment id>.safetensors   (or --latent_cache_dir/<resolution>/...)
         latents      (N, 4, R/8, R/8): unscaled VAE posterior modes (encode_clips multiplies by scaling_factor)
         clip_embeds  (N, D): CLIP image embeddings
         metadata     fingerprint: hash of the cache format, the resolution and the encoders' classes, dtypes and
@@ -45,11 +45,17 @@ LATENTS, CLIP, FINGERPRINT = "latents", "clip_embeds", "fingerprint"
 class CachedClipDataset(SonicClipDataset):
     """Training clips whose frames come from the latent cache: no video decoding, no VAE/CLIP forward per step.
 
-    The cache must be complete (:func:`build_latent_cache`) before the first clip is loaded."""
+    The cache must be complete (:func:`build_latent_cache`) before the first clip is loaded. ``cache_root``: where
+    the cache lives (default ``DATA_ROOT/latent_cache``), e.g. a local disk when the dataset is read-only or remote.
+    """
+
+    def __init__(self, *args, cache_root: str | Path | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache_root = Path(cache_root) if cache_root else self.root / CACHE_DIR
 
     @property
     def cache(self) -> Path:
-        return self.root / CACHE_DIR / str(self.resolution)
+        return self.cache_root / str(self.resolution)
 
     def cache_file(self, segment: SegmentRecord) -> Path:
         return self.cache / f"{segment.id}.safetensors"
@@ -151,3 +157,15 @@ def build_latent_cache(dataset: CachedClipDataset, models: TrainingModels) -> No
     with state.local_main_process_first():
         encoded += ensure_cached(dataset, models, segments, key)
     logger.info("latent cache %s: %d segments, %d encoded by this process", dataset.cache, len(segments), encoded)
+    if state.is_main_process:
+        report_stale(dataset, segments)
+
+
+def report_stale(dataset: CachedClipDataset, segments: list[SegmentRecord]) -> None:
+    """Warns about cache files of segments the dataset no longer uses (they are kept: another run may need them)."""
+    used = {dataset.cache_file(segment) for segment in segments}
+    stale = [path for path in dataset.cache.glob("*.safetensors") if path not in used]
+    if stale:
+        gigabytes = sum(path.stat().st_size for path in stale) / 1e9
+        logger.warning("latent cache %s: %d files (%.2f GB) belong to no segment of this dataset; delete them to free "
+                       "the space if no other run uses them", dataset.cache, len(stale), gigabytes)  # fmt: skip

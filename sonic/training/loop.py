@@ -112,10 +112,12 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig)
 
 def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
     """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`) and their loader."""
-    dataset_class = CachedClipDataset if config.cache_latents else SonicClipDataset
+    dataset_class, cache = SonicClipDataset, {}
+    if config.cache_latents:
+        dataset_class, cache = CachedClipDataset, {"cache_root": config.latent_cache_dir}
     dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
                             config.window_stride, config.max_bucket, config.seed,
-                            video=not config.train_audio2bucket)  # fmt: skip
+                            video=not config.train_audio2bucket, **cache)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
     if len(loader) == 0:
