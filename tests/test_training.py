@@ -22,7 +22,7 @@ from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
 from sonic.conditioning import preconditioning
 from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.data.dataset import SonicClipDataset
-from sonic.data.layout import MANIFEST, VIDEO, load_features, read_manifest
+from sonic.data.layout import FEATURES, MANIFEST, VIDEO, load_features, read_manifest
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
@@ -101,6 +101,17 @@ def test_unreadable_clip_is_skipped_and_logged(dataset: Path, tmp_path: Path, ca
     index = next(i for i, clip in enumerate(data.clips) if clip.segment.id == record.id)
     sample = data[index]
     assert sample["segment"] != record.id  # the next readable clip, never made-up data
+    assert str(record.folder(broken)) in caplog.text
+
+
+def test_segment_with_damaged_features_is_left_out_and_logged(dataset: Path, tmp_path: Path, caplog):
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    record = read_manifest(broken)[0]
+    features = record.folder(broken) / FEATURES
+    features.write_bytes(features.read_bytes()[:-100])  # truncated: safetensors refuses the header
+    data = SonicClipDataset(broken, num_frames=FRAMES, resolution=RESOLUTION, window_stride=7)
+    assert data.clips and record.id not in {clip.segment.id for clip in data.clips}
     assert str(record.folder(broken)) in caplog.text
 
 

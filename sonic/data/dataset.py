@@ -22,10 +22,12 @@ import av
 import numpy as np
 import PIL.Image
 import torch
+from safetensors import SafetensorError
 from torch.utils.data import Dataset
 
 from sonic.conditioning import audio_token_windows, bucket_windows
-from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_features, read_manifest
+from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_buckets, load_features, read_manifest
+from sonic.data.motion import usable
 from sonic.inputs import clip_input
 from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
 
@@ -47,15 +49,12 @@ def list_clips(root: str | Path, span: int, window_stride: int, max_bucket: floa
     clips = []
     for record in read_manifest(root):
         try:
-            features = load_features(record.folder(root))
-        except (OSError, RuntimeError) as error:
+            fits = usable(*load_buckets(record.folder(root)), max_bucket)
+        except (OSError, SafetensorError) as error:
             logger.warning("skipping segment %s: %s", record.folder(root), error)
             continue
-        buckets = torch.stack([features["translation"], features["expression"]], dim=1)
-        for start in range(0, record.num_frames - span + 1, window_stride):
-            label = buckets[start]
-            if torch.isfinite(label).all() and label.max() <= max_bucket:
-                clips.append(Clip(record, start))
+        starts = range(0, record.num_frames - span + 1, window_stride)
+        clips.extend(Clip(record, start) for start in starts if fits[start])
     return clips
 
 
@@ -146,7 +145,7 @@ class SonicClipDataset(Dataset):
             clip = self.clips[(index + offset) % len(self.clips)]
             try:
                 return self.load(clip, np.random.default_rng([self.seed, self.epoch, index + offset]))
-            except (OSError, ValueError, RuntimeError, KeyError, av.FFmpegError) as error:
+            except (OSError, ValueError, RuntimeError, KeyError, av.FFmpegError, SafetensorError) as error:
                 logger.warning("skipping clip %s@%d: %s", clip.segment.folder(self.root), clip.start, error)
         raise RuntimeError(f"{MAX_SKIPS} clips in a row failed to load from {self.root}: is the dataset intact?")
 

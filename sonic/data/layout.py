@@ -24,7 +24,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 FPS = 25.0
@@ -84,3 +86,10 @@ def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
 def load_features(folder: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of one segment's ``features.safetensors`` (keys as in FEATURE_KEYS)."""
     return load_file(Path(folder) / FEATURES)
+
+
+def load_buckets(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One segment's (translation, expression) per start frame, read without the rest of its features (the Whisper
+    states are ~1000x larger)."""
+    with safe_open(str(Path(folder) / FEATURES), framework="np") as features:
+        return features.get_tensor("translation"), features.get_tensor("expression")

@@ -11,18 +11,17 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 
 from sonic.config import PreprocessConfig
 from sonic.data.layout import (
     FAILURES,
-    FEATURES,
     FPS,
     MANIFEST,
     PROCESSED,
     SUMMARY,
     SUMMARY_PLOT,
     SegmentRecord,
+    load_buckets,
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl, write_atomic
@@ -39,8 +38,7 @@ def _bucket_values(output: Path, records: list[SegmentRecord]) -> tuple[np.ndarr
     """Every window's (translation, expression) over all segments (windows that fit only)."""
     translation, expression = [], []
     for record in records:
-        with safe_open(str(record.folder(output) / FEATURES), framework="np") as features:
-            values = features.get_tensor("translation"), features.get_tensor("expression")
+        values = load_buckets(record.folder(output))
         fits = ~np.isnan(values[0])
         translation.append(values[0][fits])
         expression.append(values[1][fits])
