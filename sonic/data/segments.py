@@ -69,11 +69,17 @@ def split_run(start: int, stop: int, max_frames: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
+def box_union(boxes: np.ndarray) -> tuple[float, float, float, float]:
+    """(N, 4) x1 y1 x2 y2 -> the smallest box holding them all."""
+    x1, y1 = boxes[:, :2].min(axis=0)
+    x2, y2 = boxes[:, 2:].max(axis=0)
+    return float(x1), float(y1), float(x2), float(y2)
+
+
 def crop_box(boxes: np.ndarray, width: int, height: int, expand_ratio: float) -> tuple[int, int, int, int]:
     """The inference crop of the face-box union, shifted (never shrunk) to lie inside the frame; even coordinates
     (at most one pixel off), so that the half-size chroma planes crop exactly."""
-    union = (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0))
-    x1, y1, x2, _ = square_crop_box(tuple(float(v) for v in union), width, height, expand_ratio)
+    x1, y1, x2, _ = square_crop_box(box_union(boxes), width, height, expand_ratio)
     side = min(x2 - x1, width, height) // 2 * 2
     x1, y1 = min(max(x1, 0), width - side) // 2 * 2, min(max(y1, 0), height - side) // 2 * 2
     return x1, y1, x1 + side, y1 + side
@@ -135,8 +141,7 @@ class SegmentWriter:
         soundfile.write(self.temp / AUDIO, waveform, SAMPLE_RATE, subtype="PCM_16")
         features = self._features(waveform, extractor, encoder)
         save_file(features, str(self.temp / FEATURES))
-        union = (*self.boxes[:, :2].min(axis=0), *self.boxes[:, 2:].max(axis=0))
-        mask = face_mask_box(tuple(float(v) for v in union), config.resolution, config.resolution, config.mask_area)
+        mask = face_mask_box(box_union(self.boxes), config.resolution, config.resolution, config.mask_area)
         record = SegmentRecord(plan.id, self.source, plan.start, plan.num_frames, config.resolution, list(mask))
         meta = {**asdict(record), **self._details(features)}
         (self.temp / META).write_text(json.dumps(meta, indent=1))
