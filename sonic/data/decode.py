@@ -148,14 +148,9 @@ def full_range(luma_pixels: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(luma_pixels, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
-def grey(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
-    """Upright grey uint8 from the luma plane; with ``max_side``, area-downscaled to at most that long side."""
-    pixels = luma(frame)
-    height, width = pixels.shape
-    ratio = 1.0 if max_side is None else min(max_side / max(height, width), 1.0)
-    if ratio < 1.0:
-        pixels = cv2.resize(pixels, (round(width * ratio), round(height * ratio)), interpolation=cv2.INTER_AREA)
-    return full_range(pixels)
+def grey(frame: av.VideoFrame) -> np.ndarray:
+    """Upright grey uint8 in [0, 255] from the luma plane (no colour conversion)."""
+    return full_range(luma(frame))
 
 
 def crop_yuv420(frame: av.VideoFrame, crop: tuple[int, int, int, int], resolution: int) -> np.ndarray:

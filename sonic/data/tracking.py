@@ -72,8 +72,9 @@ def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
 
 
 def _detection_image(frame: av.VideoFrame, detector: FaceDetector, max_side: int) -> np.ndarray:
-    """dlib's HOG reads grey, taken from the luma plane (no colour conversion, 20% faster HOG); others get RGB."""
-    return grey(frame, max_side) if isinstance(detector, DlibFaceDetector) else to_rgb(frame, max_side)
+    """dlib's HOG reads grey, taken from the luma plane (no colour conversion, 20% faster HOG) and downscaled by the
+    detector itself; others get RGB downscaled to ``max_side`` within the conversion."""
+    return grey(frame) if isinstance(detector, DlibFaceDetector) else to_rgb(frame, max_side)
 
 
 def scan(
