@@ -62,6 +62,11 @@ def make_handler(pipeline: SonicPipeline, output_dir: Path) -> Callable[..., str
     return generate
 
 
+def bucket_default(bucket: int | None) -> int:
+    """Slider start of a fixed motion bucket: the config's value, else the middle of 0-127 (0 is a valid value)."""
+    return 64 if bucket is None else bucket
+
+
 def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
     """The page; its defaults are the pipeline's inference config. The API endpoint is ``/generate``."""
     import gradio as gr
@@ -75,9 +80,12 @@ def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
                 audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Speech", elem_id="speech")
                 motion = gr.Radio(list(MOTION_PRESETS), value=defaults.motion, label="Motion")
                 with gr.Accordion("Fixed motion buckets", open=False):
-                    fix_buckets = gr.Checkbox(False, label="Use these instead of the motion predicted from the audio")
-                    translation = gr.Slider(0, 127, value=defaults.translation or 64, step=1, label="Head motion")
-                    expression = gr.Slider(0, 127, value=defaults.expression or 64, step=1, label="Expression")
+                    fixed = defaults.translation is not None or defaults.expression is not None
+                    fix_buckets = gr.Checkbox(fixed, label="Use these instead of the motion predicted from the audio")
+                    translation = gr.Slider(0, 127, value=bucket_default(defaults.translation), step=1,
+                                            label="Head motion")  # fmt: skip
+                    expression = gr.Slider(0, 127, value=bucket_default(defaults.expression), step=1,
+                                           label="Expression")  # fmt: skip
                 with gr.Row():
                     seed = gr.Number(defaults.seed, precision=0, label="Seed")
                     steps = gr.Slider(1, MAX_STEPS, value=min(defaults.steps, MAX_STEPS), step=1, label="Steps")

@@ -201,6 +201,9 @@ class InferenceConfig(ConfigBase):
 # Preprocessing (sonic_preprocess.py), owned by sonic/data; docs/preprocessing.md explains every constant.
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 @dataclasses.dataclass
 class PreprocessConfig(ConfigBase):
     """Raw talking-head videos -> a training set (sonic.data.preprocess.preprocess_dataset)."""
@@ -235,11 +238,8 @@ class PreprocessConfig(ConfigBase):
     expression_scale: float = option(50_000.0, "expression bucket = this x mean variance over the window of the "
                                      "landmarks in face-box coordinates")  # fmt: skip
     max_bucket: float = option(128.0, "windows with a bucket above this are marked unusable (kept in the files)")
-    x264_preset: str = option(
-        "veryfast",
-        "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
-        "for ~17% larger files at the same crf 18",
-    )
+    x264_preset: str = option("veryfast", "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
+                              "for ~17% larger files at the same crf 18", choices=X264_PRESETS)  # fmt: skip
 
     def validate(self) -> None:
         super().validate()
@@ -247,6 +247,12 @@ class PreprocessConfig(ConfigBase):
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
         self._check_counts("workers", "detect_stride", "detect_max_side")
+        for name in ("detect_upsample", "max_detection_gap", "cut_threshold", "translation_scale", "expression_scale"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"preprocess.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("similar_face_ratio", "min_track_iou"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"preprocess.{name} must be in 0..1, got {getattr(self, name)}")
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
         self.shard_index()

@@ -106,3 +106,9 @@ def test_browser_uploads_generates_and_plays(app, speech):
         assert width == 64 and duration == pytest.approx(12 / 12.5, abs=0.1) and error is None
     finally:
         browser.quit()
+
+
+def test_a_fixed_bucket_of_zero_is_the_slider_start():
+    from sonic.app import bucket_default
+
+    assert bucket_default(0) == 0 and bucket_default(127) == 127 and bucket_default(None) == 64

@@ -350,6 +350,10 @@ def test_config_validation(tmp_path):
         PreprocessConfig(input="x", output="y", resolution=500).validate()
     with pytest.raises(ConfigError, match="required"):
         PreprocessConfig().validate()
+    with pytest.raises(ConfigError, match=r"min_track_iou must be in 0\.\.1"):
+        PreprocessConfig(input="x", output="y", min_track_iou=1.5).validate()
+    with pytest.raises(ConfigError, match="x264_preset must be one of"):
+        PreprocessConfig(input="x", output="y", x264_preset="quick").validate()
     with pytest.raises(FileNotFoundError, match="no such folder"):
         list_videos("/nonexistent/videos")
 

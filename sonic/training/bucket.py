@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from sonic.conditioning import to_bucket_targets
 from sonic.config import TrainingConfig
+from sonic.training.loss import clip_embeddings
 from sonic.training.model import TrainingModels
 
 
@@ -21,7 +22,7 @@ def compute_bucket_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """MSE between audio2bucket's per-frame outputs (B, F, 2, 1) and the clip's targets; no random draws."""
     with torch.no_grad():
-        clip = models.image_encoder(batch["clip_pixels"].to(models.image_encoder.dtype)).image_embeds.float()
+        clip = clip_embeddings(models.image_encoder, batch["clip_pixels"]).float()
     windows = batch["bucket_windows"]
     prediction = models.trained(windows, clip.repeat_interleave(windows.shape[1], dim=0)).float()
     target = to_bucket_targets(batch["buckets"].float())[:, None, :, None].expand_as(prediction)

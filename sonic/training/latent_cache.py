@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from sonic.data.dataset import SonicClipDataset, resized, to_pixels, video_frames
 from sonic.data.layout import VIDEO, SegmentRecord
 from sonic.inputs import clip_input
-from sonic.training.loss import VAE_CHUNK, vae_modes
+from sonic.training.loss import VAE_CHUNK, clip_embeddings, vae_modes
 from sonic.training.model import TrainingModels
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ def encode_segment(models: TrainingModels, video: Path, num_frames: int, resolut
     latents, embeds = [], []
     while chunk := list(islice(images, VAE_CHUNK)):
         latents.append(vae_modes(vae, torch.stack([to_pixels(image) for image in chunk]).to(vae.device)).cpu())
-        clip_pixels = torch.cat([clip_input(image) for image in chunk]).to(image_encoder.device, image_encoder.dtype)
-        embeds.append(image_encoder(clip_pixels).image_embeds.cpu())
+        embeds.append(clip_embeddings(image_encoder, torch.cat([clip_input(image) for image in chunk])).cpu())
     decoded = sum(len(chunk) for chunk in latents)
     if decoded < num_frames:
         raise ValueError(f"{video}: {decoded} frames, the manifest says {num_frames}")

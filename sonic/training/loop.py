@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -55,13 +55,10 @@ class TrainState:
         return {"generators": generators, "step": self.step, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state: dict) -> None:
-        generators, rank = (
-            state["generators"],
-            torch.distributed.get_rank() if torch.distributed.is_initialized() else 0,
-        )
-        if len(generators) != (torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1):
+        generators, process = state["generators"], PartialState()
+        if len(generators) != process.num_processes:
             raise ValueError(f"the checkpoint was written by {len(generators)} processes: resume with as many")
-        self.generator.set_state(generators[rank])
+        self.generator.set_state(generators[process.process_index])
         self.step, self.skipped_steps = state["step"], state["skipped_steps"]
 
 

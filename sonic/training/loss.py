@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
 from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPVisionModelWithProjection
 
 from sonic.conditioning import preconditioning
 from sonic.config import TrainingConfig
@@ -59,12 +60,17 @@ def encode_clips(models: TrainingModels, batch: dict) -> dict[str, torch.Tensor]
         pixels = batch["pixels"]
         latents = vae_modes(models.vae, pixels.flatten(0, 1)).unflatten(0, pixels.shape[:2])
         reference = vae_modes(models.vae, batch["reference"])
-        clip = models.image_encoder(batch["clip_pixels"].to(models.image_encoder.dtype)).image_embeds
+        clip = clip_embeddings(models.image_encoder, batch["clip_pixels"])
     return {
         "latents": latents.float() * models.vae.config.scaling_factor,
         "reference": reference.float(),
         "clip": clip.float()[:, None],
     }
+
+
+def clip_embeddings(image_encoder: CLIPVisionModelWithProjection, clip_pixels: torch.Tensor) -> torch.Tensor:
+    """CLIP image embeddings (N, D), in the encoder's dtype, of (N, 3, 224, 224) CLIP-normalised pixels."""
+    return image_encoder(clip_pixels.to(image_encoder.device, image_encoder.dtype)).image_embeds
 
 
 def vae_modes(vae: AutoencoderKLTemporalDecoder, pixels: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,7 @@ def log_validation(components: SonicComponents, config: TrainingConfig, accelera
         result = pipeline(config.validation_image, config.validation_audio, min_resolution=config.resolution,
                           num_inference_steps=config.validation_inference_steps, output_type="np",
                           generator=generator)  # fmt: skip
-    path = Path(config.output_dir) / "validation" / f"step-{step:06d}.mp4"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(config.output_dir) / "validation" / f"step-{step:06d}.mp4"  # the writer creates the folder
     with VideoWriter(path, fps=result.fps, audio=result.audio) as writer:
         for frame in result.frames:
             writer.write(frame)
