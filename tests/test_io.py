@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
-from sonic.io import MediaError, VideoWriter, frame_to_rgb, load_image, read_video_info
+from sonic.io import X264_REPRODUCIBLE_ASM, MediaError, VideoWriter, frame_to_rgb, load_image, read_video_info
 from tests.conftest import EXAMPLES
 
 SIZE = 64
@@ -204,3 +204,13 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to display
     picture.save(tmp_path / "phone.jpg", exif=exif)
     assert load_image(tmp_path / "phone.jpg").shape == (SIZE * 2, SIZE, 3)
+
+
+@pytest.mark.parametrize("capability", ["AVX512", "AVX2", "DEFAULT"])
+def test_x264_runs_without_its_avx512_kernels_for_reproducible_files(monkeypatch, tmp_path, capability):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    options = VideoWriter(tmp_path / "a.mp4", fps=25).x264_options
+    if capability == "AVX512":  # they gave different files for the same frames (tests/test_cli.py caught it)
+        assert options["x264-params"] == f"asm={X264_REPRODUCIBLE_ASM}" and "AVX512" not in X264_REPRODUCIBLE_ASM
+    else:
+        assert "x264-params" not in options
