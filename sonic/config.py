@@ -54,11 +54,14 @@ class ConfigBase:
             if choices and value not in choices:
                 raise ConfigError(f"{self.section}.{field.name} must be one of {list(choices)}, got {value!r}")
 
-    def _check_counts(self, *names: str) -> None:
-        """Each named field must be a whole count of at least 1."""
+    def _check_range(self, *names: str, low: float, high: float | None = None) -> None:
+        """Each named field that is set (not None) must lie in [low, high] (no upper bound when ``high`` is None)."""
         for name in names:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{self.section}.{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is None or (low <= value and (high is None or value <= high)):
+                continue
+            bounds = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ConfigError(f"{self.section}.{name} must be {bounds}, got {value}")
 
     def _check_resolution(self) -> None:
         """Image sides go through the VAE (factor 8) and the UNet (factor 8 more): multiples of 64."""
@@ -164,16 +167,12 @@ class InferenceConfig(ConfigBase):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("translation", "expression"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 127:
-                raise ConfigError(f"inference.{name} must be in 0..127, got {value}")
-        self._check_counts("steps", "decode_chunk_size")
+        self._check_range("translation", "expression", low=0, high=127)
+        self._check_range("steps", "decode_chunk_size", low=1)
         self._check_resolution()
         if self.face_box is not None and len(self.face_box) != 4:
             raise ConfigError(f"inference.face_box needs 4 numbers x1 y1 x2 y2, got {self.face_box}")
-        if self.dynamic_scale is not None and self.dynamic_scale < 0:
-            raise ConfigError(f"inference.dynamic_scale must be >= 0, got {self.dynamic_scale}")
+        self._check_range("dynamic_scale", low=0)
 
     @property
     def motion_scale(self) -> float:
@@ -246,13 +245,10 @@ class PreprocessConfig(ConfigBase):
         if not self.input or not self.output:
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
-        self._check_counts("workers", "detect_stride", "detect_max_side")
-        for name in ("detect_upsample", "max_detection_gap", "cut_threshold", "translation_scale", "expression_scale"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"preprocess.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("similar_face_ratio", "min_track_iou"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"preprocess.{name} must be in 0..1, got {getattr(self, name)}")
+        self._check_range("workers", "detect_stride", "detect_max_side", low=1)
+        self._check_range("detect_upsample", "max_detection_gap", "cut_threshold", "translation_scale",
+                          "expression_scale", low=0)  # fmt: skip
+        self._check_range("similar_face_ratio", "min_track_iou", low=0, high=1)
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
         self.shard_index()
@@ -354,8 +350,8 @@ class TrainingConfig(ConfigBase):
             raise ConfigError("training.data_root is required (a folder written by sonic_preprocess.py)")
         frame_step(self.fps)
         self._check_resolution()
-        self._check_counts("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
-                           "checkpointing_steps", "validation_steps", "validation_inference_steps")  # fmt: skip
+        self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
+                          "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):

@@ -21,7 +21,8 @@ from sonic.models.whisper import SAMPLE_RATE
 MIN_IMAGE_SIDE = 64  # smaller pictures cannot hold a detectable face; they are user mistakes
 AAC_FRAME_SIZE = 1024  # samples per AAC-LC frame; the encoder rejects other sizes except for the last frame
 # x264's AVX-512 kernels make the output differ run to run (PyAV 18.1's x264 on an AMD EPYC: the same 12 frames
-# encoded 25 times gave 6 different files, pixels up to 22 levels apart); up to AVX2 it is bit-identical, ~5% slower.
+# encoded 25 times gave 6 different files, pixels up to 22 levels apart). Up to AVX2 it is bit-identical (25 of 25);
+# x264 medium / veryfast then take 2.5% / 10% longer at 576 px.
 X264_REPRODUCIBLE_ASM = "SSE2,SSSE3,SSE4.2,AVX,AVX2,FMA3,BMI2,LZCNT"
 
 
