@@ -13,6 +13,7 @@
 
 --data_root is a dataset written by sonic_preprocess.py (raw videos: python sonic_preprocess.py --input RAW
 --output DATASET first). Every flag can live in the --config YAML; flags given on the command line override it.
+A user error (bad option, missing file, unusable checkpoint) exits with 2 and one line ``error: message``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sonic.config import TrainingConfig, add_arguments, config_from_args
+from sonic.config import ConfigError, TrainingConfig, add_arguments, config_from_args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,12 +29,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="YAML file of training options (flags override it)")
     add_arguments(parser, TrainingConfig)
     args = parser.parse_args(argv)
-    config = config_from_args(TrainingConfig, args, args.config)
+    try:
+        config = config_from_args(TrainingConfig, args, args.config)
+    except ConfigError as error:
+        parser.exit(2, f"error: {error}\n")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
-    from sonic.training.loop import train  # imports torch and diffusers: after --help
+    from sonic.api import USER_ERRORS  # these import torch and diffusers: after --help
+    from sonic.training.loop import train
 
-    train(config)
+    try:
+        train(config)
+    except USER_ERRORS as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ Two layouts load through the same code:
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +131,28 @@ def check_checkpoint(root: str | Path) -> Path:
     return root
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Loads a released ``.pth`` state dict safely (weights_only, memory-mapped), naming the file on failure."""
+def load_torch_file(path: Path, loader: Callable[..., Any] = torch.load) -> Any:
+    """``loader(path)`` weights-only and memory-mapped: tensors and plain data, never code. A file that pickles
+    other Python objects (or is no PyTorch file) gives a one-line :class:`CheckpointError` naming it."""
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return loader(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:  # torch's long advice to retry with weights_only=False is not for users
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(f"{path}: refused: it pickles Python objects{what} besides tensors, and loading them "
+                              "could run code") from None  # fmt: skip
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({error})") from error
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({error_line(error)})") from error
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of an error's message (libraries append paragraphs of advice), else its type."""
+    return str(error).partition("\n")[0] or type(error).__name__
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """Loads a released ``.pth`` state dict safely (:func:`load_torch_file`), naming the file on failure."""
+    state_dict = load_torch_file(path)
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state_dict).__name__}")
     return state_dict

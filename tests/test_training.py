@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import soundfile
 import torch
 from safetensors.torch import load, load_file, save_file
 
+import sonic_training
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
 from sonic.conditioning import preconditioning
 from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
@@ -27,7 +29,7 @@ from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
 from sonic.training import latent_cache, loop
-from sonic.training.checkpointing import CONFIG_FILE, list_checkpoints
+from sonic.training.checkpointing import CONFIG_FILE, STATE_FILE, list_checkpoints
 from sonic.training.loss import dropout_masks, loss_weight
 from sonic.training.model import TrainingModels
 from tests.media import PORTRAIT, SPEECH, make_talking_video
@@ -205,6 +207,75 @@ def test_resume_continues_bit_exact(tiny_checkpoint, dataset, tmp_path):
     assert [resumed.losses[s] for s in (4, 5, 6)] == [whole.losses[s] for s in (4, 5, 6)]
 
 
+class Payload:
+    """Unpickling it creates ``marker``: the code a hostile checkpoint would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def plant(path: Path, marker: Path, as_torch: bool) -> None:
+    """Replaces ``path`` with the payload, saved by torch (a zip archive) or as a plain pickle."""
+    if as_torch:
+        torch.save(Payload(marker), path)
+    else:
+        path.write_bytes(pickle.dumps(Payload(marker)))
+
+
+def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
+    """Runs sonic_training.py's main, which must exit with 2; returns its one ``error:`` line."""
+    with pytest.raises(SystemExit) as exit_info:
+        sonic_training.main([str(arg) for arg in argv])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert exit_info.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_resume_never_unpickles_code_from_a_checkpoint(tiny_checkpoint, dataset, tmp_path, capsys):
+    """Each file of a real checkpoint replaced in turn by a payload: resume refuses it, naming it; nothing runs."""
+    config = make_config(tiny_checkpoint, dataset, tmp_path / "run", max_train_steps=1, checkpointing_steps=1,
+                         use_ema=True)  # fmt: skip
+    loop.train(config)
+    checkpoint, marker = tmp_path / "run" / "checkpoint-1", tmp_path / "payload-ran"
+    names = sorted(path.name for path in checkpoint.rglob("*") if path.is_file())
+    assert {"model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", STATE_FILE,
+            CONFIG_FILE} <= set(names), names  # fmt: skip
+    plant(tmp_path / "live.pt", marker, as_torch=True)
+    torch.load(tmp_path / "live.pt", weights_only=False)  # the payload is live: loading it unsafely runs it
+    assert marker.is_file()
+    marker.unlink()
+    config_file = config.save_yaml(tmp_path / "train.yaml")
+    for name in names:
+        for as_torch in (True, False):
+            copy = tmp_path / "copy"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(checkpoint, copy / checkpoint.name)
+            plant(copy / checkpoint.name / name, marker, as_torch)
+            error = refused(capsys, "--config", config_file, "--output_dir", copy, "--resume_from_checkpoint",
+                            "latest", "--max_train_steps", 2)  # fmt: skip
+            assert str(copy / checkpoint.name / name) in error and not marker.exists(), (name, as_torch, error)
+            assert "refused" in error or "unreadable" in error or "not a readable" in error, error
+
+
+def test_init_from_a_pickle_payload_is_refused(tiny_checkpoint, tmp_path, capsys):
+    released, marker = tmp_path / "released", tmp_path / "payload-ran"
+    (released / "Sonic").mkdir(parents=True)
+    for entry in [*tiny_checkpoint.iterdir(), *(tiny_checkpoint / "Sonic").iterdir()]:
+        if entry.name != "Sonic":
+            (released / entry.relative_to(tiny_checkpoint)).symlink_to(entry)
+    plant(released / "Sonic" / "unet.pth", marker, as_torch=True)
+    unet = released / "Sonic" / "unet.pth"
+    error = refused(capsys, "--data_root", tmp_path / "unused", "--init_from", released, "--output_dir",
+                    tmp_path / "run", "--report_to", "none", "--mixed_precision", "no")  # fmt: skip
+    reason = "refused: it pickles Python objects (exec) besides tensors, and loading them could run code"
+    assert error == f"error: {unet}: {reason}"
+    assert not marker.exists()
+
+
 def test_non_finite_loss_skips_the_step(tiny_checkpoint, dataset, tmp_path, monkeypatch):
     calls, compute_loss = [], loop.compute_loss
 
@@ -242,7 +313,9 @@ def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
     assert "on 2 process(es)" in result.stderr
     checkpoint = tmp_path / "run" / "checkpoint-2"
     assert (checkpoint / "random_states_1.pkl").is_file()
-    assert len(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)["generators"]) == 2
+    assert [key for key in load_file(checkpoint / STATE_FILE) if key.startswith("generator.")] == [
+        "generator.0", "generator.1"]  # fmt: skip
+    assert not list(checkpoint.glob("custom_checkpoint_*"))  # nothing that accelerate would unpickle unsafely
     assert json.loads((tmp_path / "run" / "pipeline" / "unet" / "config.json").read_text())["_class_name"]
 
 

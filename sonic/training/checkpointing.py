@@ -1,24 +1,40 @@
 """Training checkpoints: ``accelerate`` state folders written atomically, pruned, and found again for resuming.
 
 ``OUTPUT/checkpoint-<step>/`` holds what ``Accelerator.save_state`` writes (trained module, optimiser, LR scheduler,
-every process's RNG states, the registered EMA and :class:`~sonic.training.loop.TrainState`) plus ``config.yaml``,
-the resolved :class:`~sonic.config.TrainingConfig` of the run. The state is written to a hidden temporary folder that
-is renamed when complete, so a crash while saving never leaves a checkpoint that ``latest`` would pick.
+every process's RNG states), ``train_state.safetensors`` (Sonic's own progress and the EMA: tensors plus JSON
+metadata) and ``config.yaml``, the resolved :class:`~sonic.config.TrainingConfig` of the run. The state is written to
+a hidden temporary folder that is renamed when complete, so a crash while saving never leaves a checkpoint that
+``latest`` would pick.
+
+Loading one never runs code from it: nothing is registered with accelerate's ``register_for_checkpointing`` (whose
+files it unpickles with ``weights_only=False``), and :func:`read_checkpoint` first loads every pickle file weights-only
+(accelerate's own loads are weights-only too, but it silently skips RNG states it cannot read).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+import accelerate.utils
+import torch
+import yaml
 from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from sonic.checkpoints import CheckpointError, error_line, load_torch_file
 from sonic.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
-PREFIX, CONFIG_FILE = "checkpoint-", "config.yaml"
+PREFIX, CONFIG_FILE, STATE_FILE = "checkpoint-", "config.yaml", "train_state.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pkl", ".pt", ".pth")  # what accelerate (or a user) writes with torch.save
+SavedState = tuple[dict[str, Any], dict[str, torch.Tensor]]  # (JSON values, tensors) of train_state.safetensors
 
 
 def checkpoint_step(path: Path) -> int:
@@ -46,8 +62,10 @@ def resume_path(config: TrainingConfig) -> Path | None:
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, config: TrainingConfig, step: int) -> Path:
-    """Writes ``checkpoint-<step>`` atomically on every process, then keeps the newest ``checkpoints_total_limit``."""
+def save_checkpoint(accelerator: Accelerator, config: TrainingConfig, step: int, saved: SavedState) -> Path:
+    """Writes ``checkpoint-<step>`` atomically on every process, then keeps the newest ``checkpoints_total_limit``.
+
+    ``saved``: Sonic's own state, gathered from every process, written by the main one to ``STATE_FILE``."""
     output_dir = Path(config.output_dir)
     final, temporary = output_dir / f"{PREFIX}{step}", output_dir / f".{PREFIX}{step}.tmp"
     if accelerator.is_main_process:
@@ -56,6 +74,8 @@ def save_checkpoint(accelerator: Accelerator, config: TrainingConfig, step: int)
     accelerator.save_state(str(temporary))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        values, tensors = saved
+        save_file(tensors, temporary / STATE_FILE, metadata={"values": json.dumps(values)})
         config.save_yaml(temporary / CONFIG_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
@@ -70,3 +90,56 @@ def prune_checkpoints(output_dir: Path, limit: int | None) -> None:
     for path in list_checkpoints(output_dir)[:-limit] if limit > 0 else list_checkpoints(output_dir):
         logger.info("removing old checkpoint %s (checkpoints_total_limit=%d)", path, limit)
         shutil.rmtree(path)
+
+
+def read_checkpoint(path: Path) -> SavedState:
+    """Checks every file of a checkpoint loads without running code (:func:`check_file`), then reads Sonic's state.
+
+    Called before any model work, so a bad checkpoint is refused at once with a :class:`CheckpointError`."""
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        check_file(file)
+    try:
+        with safe_open(path / STATE_FILE, "pt") as file:
+            values = json.loads((file.metadata() or {})["values"])
+            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except (OSError, SafetensorError, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path / STATE_FILE}: missing or unreadable ({error_line(error)})") from error
+    return values, tensors
+
+
+def check_file(file: Path) -> None:
+    """Pickle files must load weights-only (as accelerate loads them); safetensors and YAML must parse."""
+    if file.name.startswith("custom_checkpoint_"):
+        raise CheckpointError(f"{file}: pickled state of an older Sonic version, not loaded (unpickling it could run "
+                              f"code); resume from a checkpoint with {STATE_FILE}")  # fmt: skip
+    if file.suffix in PICKLE_SUFFIXES:
+        load_torch_file(file, loader=accelerate.utils.load)  # with accelerate's numpy types of the RNG states
+        return
+    try:
+        if file.suffix == ".safetensors":
+            safe_open(file, "pt").keys()
+        elif file.suffix == ".yaml":
+            yaml.safe_load(file.read_text())
+    except (OSError, SafetensorError, ValueError, yaml.YAMLError) as error:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{file}: unreadable ({error_line(error)})") from error
+
+
+def ema_state(ema: EMAModel) -> SavedState:
+    """The EMA's settings (JSON values) and shadow weights (tensors ``ema.<i>``)."""
+    values = ema.state_dict()
+    shadows = values.pop("shadow_params")
+    return {"ema": values}, {f"ema.{i}": shadow.detach().cpu().contiguous() for i, shadow in enumerate(shadows)}
+
+
+def load_ema(ema: EMAModel | None, saved: SavedState, path: Path) -> None:
+    """Restores :func:`ema_state`; the checkpoint must have been written with the same ``use_ema`` and parameters."""
+    values, tensors = saved
+    if (ema is None) != ("ema" not in values):
+        raise CheckpointError(f"{path} was written with use_ema={'ema' in values}: resume with the same use_ema")
+    if ema is None:
+        return
+    shadows = [tensors[f"ema.{i}"] for i in range(sum(key.startswith("ema.") for key in tensors))]
+    if [shadow.shape for shadow in shadows] != [parameter.shape for parameter in ema.shadow_params]:
+        raise CheckpointError(f"{path}: its EMA weights do not match the trained parameters of this run")
+    device = ema.shadow_params[0].device
+    ema.load_state_dict({**values["ema"], "shadow_params": [s.to(device) for s in shadows]})

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
@@ -24,11 +25,19 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from sonic.checkpoints import SonicComponents
+from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
 from sonic.data.dataset import SonicClipDataset
 from sonic.training.bucket import compute_bucket_loss
-from sonic.training.checkpointing import checkpoint_step, resume_path, save_checkpoint
+from sonic.training.checkpointing import (
+    SavedState,
+    checkpoint_step,
+    ema_state,
+    load_ema,
+    read_checkpoint,
+    resume_path,
+    save_checkpoint,
+)
 from sonic.training.export import export_all
 from sonic.training.latent_cache import CachedClipDataset, build_latent_cache
 from sonic.training.loss import compute_loss
@@ -50,16 +59,19 @@ class TrainState:
     window_finite: bool = True  # no NaN/inf loss in the current accumulation window
     window_losses: list[float] = field(default_factory=list)
 
-    def state_dict(self) -> dict:
+    def saved(self) -> SavedState:
+        """Collective (every process calls it): the counters and each process's generator state ``generator.<i>``."""
         generators = gather_object([self.generator.get_state()])
-        return {"generators": generators, "step": self.step, "skipped_steps": self.skipped_steps}
+        values = {"step": self.step, "skipped_steps": self.skipped_steps}
+        return values, {f"generator.{i}": state for i, state in enumerate(generators)}
 
-    def load_state_dict(self, state: dict) -> None:
-        generators, process = state["generators"], PartialState()
-        if len(generators) != process.num_processes:
-            raise ValueError(f"the checkpoint was written by {len(generators)} processes: resume with as many")
-        self.generator.set_state(generators[process.process_index])
-        self.step, self.skipped_steps = state["step"], state["skipped_steps"]
+    def restore(self, saved: SavedState, path: Path) -> None:
+        values, tensors = saved
+        process, count = PartialState(), sum(key.startswith("generator.") for key in tensors)
+        if count != process.num_processes:
+            raise CheckpointError(f"{path} was written by {count} processes: resume with as many")
+        self.generator.set_state(tensors[f"generator.{process.process_index}"])
+        self.step, self.skipped_steps = values["step"], values["skipped_steps"]
 
 
 @dataclass
@@ -123,7 +135,10 @@ def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoade
 
 
 def setup(config: TrainingConfig) -> Run:
-    """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked."""
+    """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint is
+    checked first: a bad one is refused before any model work)."""
+    checkpoint = resume_path(config)
+    saved = read_checkpoint(checkpoint) if checkpoint is not None else None
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     components = load_training_components(config)
@@ -152,25 +167,35 @@ def setup(config: TrainingConfig) -> Run:
     ema = EMAModel(parameters, decay=config.ema_decay) if config.use_ema else None
     if ema is not None:
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
     state = TrainState(torch.Generator().manual_seed(config.seed + accelerator.process_index))
-    accelerator.register_for_checkpointing(state)
     models = TrainingModels(trained, components.vae, components.image_encoder)
     if isinstance(dataset, CachedClipDataset):
         build_latent_cache(dataset, models)
     loss_fn = compute_bucket_loss if config.train_audio2bucket else compute_loss
     run = Run(config, accelerator, components, models, loss_fn, parameters, optimizer, lr_scheduler, dataset,
               dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip
-    resume(run)
+    if checkpoint is not None:
+        resume(run, checkpoint, saved)
     return run
 
 
-def resume(run: Run) -> None:
-    path = resume_path(run.config)
-    if path is not None:
-        run.accelerator.load_state(str(path))
-        assert run.state.step == checkpoint_step(path), (run.state.step, path)
-        logger.info("resumed from %s at step %d", path, run.state.step)
+def resume(run: Run, path: Path, saved: SavedState) -> None:
+    """accelerate's state (its loads are weights-only), then the train state and EMA of ``saved``."""
+    run.accelerator.load_state(str(path))
+    run.state.restore(saved, path)
+    load_ema(run.ema, saved, path)
+    if run.state.step != checkpoint_step(path):
+        raise CheckpointError(f"{path}: its train state is at step {run.state.step}, not {checkpoint_step(path)}")
+    logger.info("resumed from %s at step %d", path, run.state.step)
+
+
+def checkpoint_state(run: Run) -> SavedState:
+    """Collective: Sonic's part of a checkpoint, the train state and the EMA."""
+    values, tensors = run.state.saved()
+    if run.ema is not None:
+        ema_values, ema_tensors = ema_state(run.ema)
+        values, tensors = {**values, **ema_values}, {**tensors, **ema_tensors}
+    return values, tensors
 
 
 def train_step(run: Run, batch: dict) -> dict[str, float] | None:
@@ -264,7 +289,7 @@ def after_step(run: Run, metrics: dict[str, float], progress: tqdm) -> None:
     progress.update()
     progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", skipped=run.state.skipped_steps)
     if step % config.checkpointing_steps == 0:
-        save_checkpoint(accelerator, config, step)
+        save_checkpoint(accelerator, config, step, checkpoint_state(run))
     if config.validation_image is not None and step % config.validation_steps == 0:
         if accelerator.is_main_process:
             with ema_weights(run):
