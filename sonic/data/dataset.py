@@ -1,10 +1,12 @@
 """Training clips read from a preprocessed dataset (the format of :mod:`sonic.data.layout`).
 
 A clip is ``num_frames`` frames taken every ``step``-th frame of one segment (25 frames at 12.5 fps by default), plus
-what conditions it: a reference frame drawn at random from the same segment, each frame's Whisper windows (with the
-real audio beyond the clip's edges where the segment has it), the face mask and the motion buckets of the clip's
-first frame. The clips of the dataset are the start frames ``0, window_stride, 2 * window_stride, ...`` of every
-segment whose buckets are known (the 25-frame window fits) and at most ``max_bucket`` (the authors' exclusion rule).
+what conditions it: a reference frame drawn at random within ``reference_margin`` frames of the clip (the lineage's
+rule; anywhere in the segment when None), each frame's Whisper windows (with the real audio beyond the clip's edges
+where the segment has it), the face mask and the motion buckets of the 25-frame window at the clip's first frame
+(truncated to integers in [0, 128], :func:`sonic.data.motion.bucket_label`). The clips of the dataset are the start
+frames ``0, window_stride, 2 * window_stride, ...`` of every segment whose window fits and breaks no exclusion rule
+(:func:`sonic.data.motion.usable` with the given limits).
 
 Randomness (the reference frame) comes from a generator seeded by (seed, epoch, index), so a resumed run draws the
 same references as an uninterrupted one, in any worker process. A clip that fails to load is skipped with its path
@@ -26,8 +28,8 @@ from safetensors import SafetensorError
 from torch.utils.data import Dataset
 
 from sonic.conditioning import audio_token_windows, bucket_windows
-from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_buckets, load_features, read_manifest
-from sonic.data.motion import usable
+from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_features, load_labels, read_manifest
+from sonic.data.motion import MotionLimits, bucket_label, usable
 from sonic.inputs import clip_input
 from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
 
@@ -44,12 +46,12 @@ class Clip:
     start: int
 
 
-def list_clips(root: str | Path, span: int, window_stride: int, max_bucket: float) -> list[Clip]:
+def list_clips(root: str | Path, span: int, window_stride: int, limits: MotionLimits) -> list[Clip]:
     """The usable clips of a dataset; ``span`` = 25-fps frames a clip covers. Reads every segment's labels once."""
     clips = []
     for record in read_manifest(root):
         try:
-            fits = usable(*load_buckets(record.folder(root)), max_bucket)
+            fits = usable(load_labels(record.folder(root)), limits)
         except (OSError, SafetensorError) as error:
             logger.warning("skipping segment %s: %s", record.folder(root), error)
             continue
@@ -123,15 +125,18 @@ class SonicClipDataset(Dataset):
         resolution: int = 576,
         step: int = 2,
         window_stride: int = 25,
-        max_bucket: float = 128.0,
+        limits: MotionLimits | None = None,
         seed: int = 0,
         video: bool = True,
+        reference_margin: int | None = 25,
     ):
         self.root, self.num_frames, self.resolution, self.step = Path(root), num_frames, resolution, step
-        self.seed, self.video, self.epoch = seed, video, 0
-        self.clips = list_clips(root, (num_frames - 1) * step + 1, window_stride, max_bucket)
+        self.seed, self.video, self.epoch, self.reference_margin = seed, video, 0, reference_margin
+        self.span = (num_frames - 1) * step + 1
+        limits = limits or MotionLimits()
+        self.clips = list_clips(root, self.span, window_stride, limits)
         if not self.clips:
-            raise ValueError(f"{root}: no clip of {num_frames} frames at step {step} with buckets <= {max_bucket}")
+            raise ValueError(f"{root}: no usable clip of {num_frames} frames at step {step} ({limits})")
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -165,14 +170,23 @@ class SonicClipDataset(Dataset):
         sample = {
             "audio_windows": audio_token_windows(whisper, positions, self.step),
             "bucket_windows": bucket_windows(whisper, positions, self.step),
-            "buckets": torch.stack([features["translation"][clip.start], features["expression"][clip.start]]),
+            "buckets": torch.tensor([bucket_label(features[key][clip.start]) for key in ("translation", "expression")]),
             "segment": record.id,
         }
         frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []
-        sample.update(self.frame_inputs(record, frames, int(rng.integers(record.num_frames))))
+        sample.update(self.frame_inputs(record, frames, self.reference_frame(clip, rng)))
         if self.video:
             sample["face_mask"] = mask_from_box(record.mask_box, record.resolution, self.resolution)
         return sample
+
+    def reference_frame(self, clip: Clip, rng: np.random.Generator) -> int:
+        """A random frame within ``reference_margin`` frames of the clip, clamped to the segment (None: anywhere)."""
+        last = clip.segment.num_frames - 1
+        if self.reference_margin is None:
+            return int(rng.integers(last + 1))
+        low = max(clip.start - self.reference_margin, 0)
+        high = min(clip.start + self.span - 1 + self.reference_margin, last)
+        return int(rng.integers(low, high + 1))
 
     def frame_inputs(self, segment: SegmentRecord, frames: list[int], reference: int) -> dict[str, torch.Tensor]:
         """clip_pixels (3, 224, 224) of the reference frame; with ``video`` also pixels (F, 3, R, R) of ``frames`` and

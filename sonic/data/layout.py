@@ -29,6 +29,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from sonic.data.motion import LABELS
+
 FPS = 25.0
 SAMPLE_RATE = 16_000
 MANIFEST, FAILURES, SUMMARY, SEGMENTS = "manifest.jsonl", "failures.jsonl", "summary.json", "segments"
@@ -39,11 +41,14 @@ PROCESSED, SHARDS, SUMMARY_PLOT = "processed.jsonl", "shards", "summary.png"
 FEATURE_KEYS = {
     "whisper": "(2N, L + 1, C) fp16: all Whisper encoder hidden states (5 for whisper-tiny) of the segment audio, "
     "2 tokens per frame (sonic.models.whisper.encode_audio)",
-    "face_boxes": "(N, 4) fp32: face box x1 y1 x2 y2 per frame, crop pixels",
-    "landmarks": "(N, 68, 2) fp32: 68-point landmarks per frame, crop pixels",
-    "translation": "(N,) fp32: translation bucket of the 25-frame 12.5-fps window starting at each frame, NaN where "
-    "the window does not fit in the segment",
+    "face_boxes": "(N, 4) fp32: face box implied by the landmarks, x1 y1 x2 y2 per frame, crop pixels",
+    "landmarks": "(N, 68, 2) fp32: 68-point landmarks per frame, crop pixels, sub-pixel (predicted on the "
+    "source-resolution face)",
+    "translation": "(N,) fp32: head bucket of the 25-frame 12.5-fps window starting at each frame (unclipped), NaN "
+    "where the window does not fit in the segment",
     "expression": "(N,) fp32: expression bucket, same indexing as translation",
+    "landmark_jump": "(N,) fp32: landmark-jump score of the window (32 x max / mean landmark speed)",
+    "flow_motion": "(N,) fp32: optical-flow score of the window (mean flow in 1/1024 crop sides per step)",
 }
 
 
@@ -88,8 +93,8 @@ def load_features(folder: str | Path) -> dict[str, torch.Tensor]:
     return load_file(Path(folder) / FEATURES)
 
 
-def load_buckets(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One segment's (translation, expression) per start frame, read without the rest of its features (the Whisper
-    states are ~1000x larger)."""
+def load_labels(folder: str | Path) -> dict[str, np.ndarray]:
+    """One segment's motion labels (``sonic.data.motion.LABELS``) per start frame, read without the rest of its
+    features (the Whisper states are ~1000x larger)."""
     with safe_open(str(Path(folder) / FEATURES), framework="np") as features:
-        return features.get_tensor("translation"), features.get_tensor("expression")
+        return {key: features.get_tensor(key) for key in LABELS}

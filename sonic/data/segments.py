@@ -2,8 +2,9 @@
 
 Pass 2 of preprocessing. Every frame of a segment is cropped with one fixed square box (the official inference crop,
 :func:`sonic.conditioning.square_crop_box`, applied to the union of the segment's face boxes), resized to the
-training resolution and encoded (all in YUV); the 68 landmarks are predicted on the resized crop's luma, so they are
-in crop pixels.
+training resolution and encoded (all in YUV). The 68 landmarks are predicted on the source-resolution face and the
+optical flow is measured on the crop (:mod:`sonic.data.landmarks`); the motion labels follow from both
+(:mod:`sonic.data.motion`). Landmarks and boxes are stored in crop pixels.
 A folder is written under a hidden temporary name and renamed only when every file is complete.
 """
 
@@ -28,17 +29,17 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.conditioning import face_mask_box, square_crop_box
 from sonic.config import PreprocessConfig
-from sonic.data.decode import crop_yuv420, full_range
+from sonic.data.decode import crop_yuv420, luma
+from sonic.data.landmarks import FlowMeter, LandmarkTracker
 from sonic.data.layout import AUDIO, FEATURES, FPS, META, SAMPLE_RATE, SEGMENTS, VIDEO, SegmentRecord
 from sonic.data.ledger import source_hash
-from sonic.data.motion import face_box_from_landmarks, motion_buckets, usable
-from sonic.data.tracking import iou
+from sonic.data.motion import MotionLimits, exclusions, face_box_from_landmarks, motion_labels, usable
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
 from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, encode_audio
 
 KEYFRAME_INTERVAL = 50  # 2 s: training seeks to a clip and decodes at most this many frames before it
-REDETECT_IOU = 0.5  # below this overlap with the detector box, the previous frame's landmark box is not trusted
+AV_SYNC_NOT_CHECKED = {"checked": False, "reason": "no SyncNet weights: the audio-visual offset was not measured"}
 
 
 @dataclass
@@ -95,38 +96,27 @@ def to_crop(values: np.ndarray, crop: tuple[int, int, int, int], resolution: int
 class SegmentWriter:
     """Streams one segment's frames into a temporary folder; :meth:`finish` adds audio and features and renames it."""
 
-    def __init__(self, plan: SegmentPlan, source: str, output: Path, config: PreprocessConfig) -> None:
+    def __init__(
+        self, plan: SegmentPlan, source: str, output: Path, config: PreprocessConfig, landmarker: DlibFaceDetector
+    ) -> None:
         self.plan, self.source, self.config = plan, source, config
         self.final = output / SEGMENTS / plan.id
         self.temp = output / SEGMENTS / f".tmp-{plan.id}-{os.getpid()}"
         shutil.rmtree(self.temp, ignore_errors=True)
         self.temp.mkdir(parents=True)
-        self.boxes = to_crop(plan.boxes, plan.crop, config.resolution)
-        self.landmarks: list[np.ndarray] = []
+        self.tracker, self.flow = LandmarkTracker(landmarker), FlowMeter()
+        self.landmarks: list[np.ndarray] = []  # source pixels
         self.video = VideoWriter(  # one core per worker
             self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1, keyframe_interval=KEYFRAME_INTERVAL
         )
 
-    def write(self, frame: av.VideoFrame, landmarker: DlibFaceDetector) -> None:
-        """Crops, predicts the 68 landmarks and encodes the frame.
-
-        The shape predictor starts from a box, and its points jitter with that box. The detector boxes (interpolated,
-        quantised by the HOG cell) jump by up to 8 detection pixels, so the predictor starts from the box implied by
-        the previous frame's landmarks, which follows the face smoothly. On the first frame, and where that box has
-        lost the detector's (IoU < ``REDETECT_IOU``), it runs twice: from the detector box, then from the box its
-        points imply. The box implied by the final points is stored.
-        """
+    def write(self, frame: av.VideoFrame) -> None:
+        """Crops and encodes the frame; landmarks on the source face, flow on the crop."""
         resolution = self.config.resolution
         crop = crop_yuv420(frame, self.plan.crop, resolution)
-        face = full_range(crop[:resolution])  # the luma rows
-        index = len(self.landmarks)
-        detected = tuple(float(v) for v in self.boxes[index])
-        start = tuple(self.boxes[index - 1]) if index else None
-        if start is None or iou(start, detected) < REDETECT_IOU:
-            start = face_box_from_landmarks(landmarker.landmarks68(face, detected))
-        points = landmarker.landmarks68(face, start)
-        self.boxes[index] = face_box_from_landmarks(points)
-        self.landmarks.append(points)
+        detected = tuple(float(v) for v in self.plan.boxes[len(self.landmarks)])
+        self.landmarks.append(self.tracker(luma(frame), detected))
+        self.flow.add(crop[:resolution])  # the luma rows
         self.video.write(av.VideoFrame.from_ndarray(crop, format="yuv420p"))
 
     def abort(self) -> None:
@@ -139,38 +129,33 @@ class SegmentWriter:
         self.video.close()
         waveform = audio[plan.start * SAMPLES_PER_VIDEO_FRAME : plan.stop * SAMPLES_PER_VIDEO_FRAME]
         soundfile.write(self.temp / AUDIO, waveform, SAMPLE_RATE, subtype="PCM_16")
-        features = self._features(waveform, extractor, encoder)
-        save_file(features, str(self.temp / FEATURES))
-        mask = face_mask_box(box_union(self.boxes), config.resolution, config.resolution, config.mask_area)
+        source_landmarks = np.stack(self.landmarks)
+        landmarks = to_crop(source_landmarks.reshape(plan.num_frames, -1), plan.crop, config.resolution)
+        landmarks = landmarks.reshape(source_landmarks.shape)
+        boxes = np.array([face_box_from_landmarks(points) for points in landmarks])
+        labels = motion_labels(source_landmarks, self.flow.per_frame())
+        whisper = encode_audio(waveform, extractor, encoder).hidden_states.half().cpu().contiguous()
+        arrays = {"face_boxes": boxes, "landmarks": landmarks, **labels}
+        tensors = {key: torch.from_numpy(np.ascontiguousarray(value, np.float32)) for key, value in arrays.items()}
+        save_file({"whisper": whisper, **tensors}, str(self.temp / FEATURES))
+        mask = face_mask_box(box_union(boxes), config.resolution, config.resolution, config.mask_area)
         record = SegmentRecord(plan.id, self.source, plan.start, plan.num_frames, config.resolution, list(mask))
-        meta = {**asdict(record), **self._details(features)}
+        meta = {**asdict(record), **self._details(labels)}
         (self.temp / META).write_text(json.dumps(meta, indent=1))
         shutil.rmtree(self.final, ignore_errors=True)  # a leftover of an interrupted run, never in the manifest
         os.replace(self.temp, self.final)
         return record
 
-    def _features(
-        self, waveform: np.ndarray, extractor: WhisperFeatureExtractor, encoder: WhisperEncoder
-    ) -> dict[str, torch.Tensor]:
-        landmarks = np.stack(self.landmarks)
-        translation, expression = motion_buckets(landmarks, self.config.translation_scale, self.config.expression_scale)
-        whisper = encode_audio(waveform, extractor, encoder).hidden_states.half().cpu()
-        return {
-            "whisper": whisper.contiguous(),
-            "face_boxes": torch.from_numpy(self.boxes.astype(np.float32)),
-            "landmarks": torch.from_numpy(landmarks.astype(np.float32)),
-            "translation": torch.from_numpy(translation),
-            "expression": torch.from_numpy(expression),
-        }
-
-    def _details(self, features: dict[str, torch.Tensor]) -> dict:
-        """meta.json extras: where the crop came from and the per-segment label statistics."""
-        translation, expression = features["translation"].numpy(), features["expression"].numpy()
-        fits = ~np.isnan(translation)
+    def _details(self, labels: dict[str, np.ndarray]) -> dict:
+        """meta.json extras: where the crop came from, the per-segment label statistics and exclusions."""
+        limits = MotionLimits.of(self.config)
+        fits = ~np.isnan(labels["translation"])
+        medians = {f"{key}_median": float(np.median(labels[key][fits])) if fits.any() else None for key in labels}
         return {
             "crop_box": list(self.plan.crop),
-            "usable_windows": int(usable(translation, expression, self.config.max_bucket).sum()),
             "windows": int(fits.sum()),
-            "translation_median": float(np.median(translation[fits])) if fits.any() else None,
-            "expression_median": float(np.median(expression[fits])) if fits.any() else None,
+            "usable_windows": int(usable(labels, limits).sum()),
+            "excluded_windows": {rule: int(mask.sum()) for rule, mask in exclusions(labels, limits).items()},
+            **medians,
+            "av_sync": AV_SYNC_NOT_CHECKED,
         }

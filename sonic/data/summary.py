@@ -21,35 +21,49 @@ from sonic.data.layout import (
     SUMMARY,
     SUMMARY_PLOT,
     SegmentRecord,
-    load_buckets,
+    load_labels,
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl, write_atomic
-from sonic.data.motion import usable
+from sonic.data.motion import LABELS, MotionLimits, exclusions, usable
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
 
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
-def _bucket_values(output: Path, records: list[SegmentRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """Every window's (translation, expression) over all segments (windows that fit only)."""
-    translation, expression = [], []
+def dataset_labels(output: Path, records: list[SegmentRecord]) -> dict[str, np.ndarray]:
+    """Every window's labels over all segments (windows that fit only), concatenated per label."""
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in LABELS}
     for record in records:
-        values = load_buckets(record.folder(output))
-        fits = ~np.isnan(values[0])
-        translation.append(values[0][fits])
-        expression.append(values[1][fits])
-    return _concat(translation), _concat(expression)
+        labels = load_labels(record.folder(output))
+        fits = ~np.isnan(labels["translation"])
+        for key in LABELS:
+            parts[key].append(labels[key][fits])
+    return {key: np.concatenate(values) if values else np.zeros(0, np.float32) for key, values in parts.items()}
 
 
-def _stats(values: np.ndarray, max_bucket: float) -> dict:
+def per_source(output: Path, limits: MotionLimits) -> dict[str, dict]:
+    """Per processed video: its frames, the frames in segments, windows, usable windows and label medians."""
+    table = {row["source"]: {"frames": row["frames"], "segment_frames": 0, "segments": 0} for row in
+             read_jsonl(output / PROCESSED)}  # fmt: skip
+    records = read_manifest(output) if (output / MANIFEST).is_file() else []
+    by_source: dict[str, list[SegmentRecord]] = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    for source, group in by_source.items():
+        labels = dataset_labels(output, group)
+        keep = usable(labels, limits)
+        row = table.setdefault(source, {"frames": 0})
+        row.update(segments=len(group), segment_frames=sum(r.num_frames for r in group), windows=len(keep),
+                   usable_windows=int(keep.sum()),
+                   **{f"{key}_median": round(float(np.median(labels[key])), 2) for key in LABELS})  # fmt: skip
+    return table
+
+
+def _stats(values: np.ndarray) -> dict:
     if not len(values):
-        return {"windows": 0}
+        return {"count": 0}
     percentiles = np.percentile(values, PERCENTILES)
-    return {"windows": len(values), "mean": float(values.mean()), "above_max": int((values > max_bucket).sum()),
+    return {"count": len(values), "mean": round(float(values.mean()), 3),
             **{f"p{p}": round(float(v), 2) for p, v in zip(PERCENTILES, percentiles, strict=True)}}  # fmt: skip
 
 
@@ -58,7 +72,7 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
     records = read_manifest(output) if (output / MANIFEST).is_file() else []
     processed = read_jsonl(output / PROCESSED)
     failures = read_jsonl(output / FAILURES)
-    translation, expression = _bucket_values(output, records)
+    labels, limits = dataset_labels(output, records), MotionLimits.of(config)
     durations = np.array([record.num_frames / FPS for record in records])
     summary = {
         "videos": len(processed),
@@ -67,32 +81,41 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
         "segments": len(records),
         "segment_hours": round(float(durations.sum()) / 3600, 4),
         "failures": dict(sorted(Counter(row["reason"] for row in failures).items())),
-        "usable_windows": int(usable(translation, expression, config.max_bucket).sum()),
-        "translation": _stats(translation, config.max_bucket),
-        "expression": _stats(expression, config.max_bucket),
-        "durations": _stats(durations, float("inf")),
+        "windows": len(labels["translation"]),
+        "usable_windows": int(usable(labels, limits).sum()),
+        "excluded_windows": {rule: int(mask.sum()) for rule, mask in exclusions(labels, limits).items()},
+        **{key: _stats(labels[key]) for key in LABELS},
+        "durations": _stats(durations),
         "config": config.to_dict(),
     }
     write_atomic(output / SUMMARY, json.dumps(summary, indent=1))
-    _plot(output / SUMMARY_PLOT, durations, translation, expression, config.max_bucket)
+    plot_labels(output / SUMMARY_PLOT, labels, limits, durations)
     return summary
 
 
-def _plot(path: Path, durations: np.ndarray, translation: np.ndarray, expression: np.ndarray, limit: float) -> None:
+def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: MotionLimits, durations: np.ndarray) -> None:
+    """One row of histograms: segment durations and every label on its 0-128 scale, with the median and the
+    exclusion limit; values above the plotted range are counted in the title. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    panels = (("segment duration (s)", durations, None), ("translation bucket", translation, limit),
-              ("expression bucket", expression, limit))  # fmt: skip
-    for axis, (title, values, max_bucket) in zip(axes, panels, strict=True):
-        axis.hist(values, bins=40, color="tab:blue")
-        if max_bucket is not None:
-            axis.axvline(max_bucket, color="tab:red", linestyle="--", label=f"max {max_bucket:g} (excluded above)")
-            axis.legend()
-        axis.set_title(f"{title}, n={len(values)}")
+    limit_of = {"translation": limits.max_bucket, "expression": limits.max_bucket,
+                "landmark_jump": limits.max_landmark_jump, "flow_motion": limits.max_flow_motion}  # fmt: skip
+    figure, axes = plt.subplots(1, 1 + len(LABELS), figsize=(4 * (1 + len(LABELS)), 3.6))
+    axes[0].hist(durations, bins=30, color="tab:gray")
+    axes[0].set_title(f"segment duration (s), n={len(durations)}")
+    for axis, key in zip(axes[1:], LABELS, strict=True):
+        values, limit = labels[key], limit_of[key]
+        top = max(limit * 1.25, 1.0)
+        axis.hist(np.clip(values, 0, top), bins=np.linspace(0, top, 65), color="tab:blue")
+        axis.axvline(limit, color="tab:red", linestyle="--", label=f"limit {limit:g}")
+        if len(values):
+            axis.axvline(np.median(values), color="black", label=f"median {np.median(values):.1f}")
+        axis.legend(fontsize=8)
+        above = int((values > limit).sum())
+        axis.set_title(f"{'head' if key == 'translation' else key}: {above} of {len(values)} windows > limit")
     figure.tight_layout()
     temp = path.with_name(f".{path.name}.partial.png")
     figure.savefig(temp, dpi=80)
@@ -107,5 +130,5 @@ def summary_line(summary: dict, run: dict) -> str:
     return (
         f"preprocess: {run['videos']} videos processed ({run['skipped']} already done) at {speed:.2f}x real time; "
         f"dataset: {summary['segments']} segments, {summary['segment_hours']:.2f} h, "
-        f"{summary['usable_windows']} usable windows; rejections: {failures}"
+        f"{summary['usable_windows']} of {summary['windows']} windows usable; rejections: {failures}"
     )

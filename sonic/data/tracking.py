@@ -1,10 +1,13 @@
 """Main-face tracking: face detection on a stride plus shot-cut detection, then runs of frames with one usable face.
 
 Pass 1 of preprocessing. Detection (dlib HOG, ~28 ms per 360x640 frame) runs every ``detect_stride`` frames and on
-both sides of every shot cut; boxes in between are interpolated linearly. Cuts are found on every frame from 32x32 grey
-thumbnails of the luma plane (cheap). A run ends at a cut, at a face jump (consecutive detections overlap less than
-``min_track_iou``) and when detections fail more than ``max_detection_gap`` times in a row; failed detections carry
-the rejection reason.
+both sides of every shot cut. Where two consecutive detections disagree (another status, or a face that moved too
+far to be the same track), every frame between them is detected too, so each change is placed on its exact frame.
+Cuts are found on every frame from 32x32 grey thumbnails of the luma plane (cheap). A run of one face ends only at
+a cut, at a face jump (the face centre moves more than ``max_face_jump`` face sizes per frame, or its size changes
+by more than ``MAX_SIZE_CHANGE``: another face), and where no usable face is found for more than
+``max_gap_frames`` frames; shorter gaps are bridged. :func:`spans` cuts the video into OK runs and rejected spans
+with their reason, covering every frame once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sonic.models.faces import DlibFaceDetector, Face, FaceDetector
 
 OK, NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL = "ok", "no_face", "multiple_faces", "face_too_small"
 THUMBNAIL = 32
+MAX_SIZE_CHANGE = 1.5  # a face box growing or shrinking more than this between detections is another face
 
 
 @dataclass
@@ -80,37 +84,44 @@ def _detection_image(frame: av.VideoFrame, detector: FaceDetector, max_side: int
 def scan(
     frames: Iterable[av.VideoFrame], detector: FaceDetector, config: PreprocessConfig, width: int, height: int
 ) -> Scan:
-    """Runs detection on the stride schedule (plus the frames on both sides of each cut and the last frame).
+    """Runs detection on the stride schedule, on both sides of each cut and on the last frame, and on every frame
+    between two detections that disagree (see :func:`_disagree`).
 
     Detection sees frames downscaled to ``config.detect_max_side``; boxes are stored in source pixels (``width`` x
-    ``height``, upright).
+    ``height``, upright). At most ``detect_stride`` decoded frames are held at a time.
     """
     result, shot = Scan(width=width, height=height), 0
-    previous: av.VideoFrame | None = None
+    undetected: list[tuple[int, av.VideoFrame]] = []  # frames since the last detection
     previous_thumb: np.ndarray | None = None
-    last_detected = -1
 
-    def detect(frame: av.VideoFrame, index: int) -> None:
-        nonlocal last_detected
+    def detect(index: int, frame: av.VideoFrame) -> Detection:
         image = _detection_image(frame, detector, config.detect_max_side)
         scale = width / image.shape[1]
         faces = [Face(tuple(v * scale for v in f.box), f.score, f.landmarks * scale) for f in detector(image)]
         status, face = classify(faces, config)
-        result.detections.append(Detection(index, shot, status, None if face is None else face.box))
-        last_detected = index
+        return Detection(index, shot, status, None if face is None else face.box)
+
+    def detect_last() -> None:
+        """Detects the newest undetected frame, and the frames before it when the result disagrees."""
+        index, frame = undetected.pop()
+        detection = detect(index, frame)
+        if result.detections and _disagree(result.detections[-1], detection, config):
+            result.detections.extend(detect(i, f) for i, f in undetected)
+        result.detections.append(detection)
+        undetected.clear()
 
     for index, frame in enumerate(frames):
         thumb = _thumbnail(frame)
         cut = previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) > config.cut_threshold
-        if cut:
-            if last_detected != index - 1:
-                detect(previous, index - 1)
-            shot += 1
-        if cut or index == 0 or index - last_detected >= config.detect_stride:
-            detect(frame, index)
-        previous, previous_thumb, result.num_frames = frame, thumb, index + 1
-    if previous is not None and last_detected != result.num_frames - 1:
-        detect(previous, result.num_frames - 1)
+        if cut and undetected:
+            detect_last()
+        shot += cut
+        undetected.append((index, frame))
+        if cut or index == 0 or index - result.detections[-1].frame >= config.detect_stride:
+            detect_last()
+        previous_thumb, result.num_frames = thumb, index + 1
+    if undetected:
+        detect_last()
     return result
 
 
@@ -122,8 +133,32 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def continues(a: Detection, b: Detection, config: PreprocessConfig) -> bool:
+    """The face of ``b`` can be the face of ``a``: same shot, both found, and between them the centre moved at most
+    ``max_face_jump`` face sizes per frame and the size changed by at most ``MAX_SIZE_CHANGE``."""
+    if a.shot != b.shot or a.box is None or b.box is None:
+        return False
+    size_a = np.sqrt((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]))
+    size_b = np.sqrt((b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
+    shift = np.hypot((b.box[0] + b.box[2] - a.box[0] - a.box[2]) / 2, (b.box[1] + b.box[3] - a.box[1] - a.box[3]) / 2)
+    return (
+        shift <= config.max_face_jump * size_a * (b.frame - a.frame)
+        and 1 / MAX_SIZE_CHANGE <= size_b / size_a <= MAX_SIZE_CHANGE
+    )
+
+
+def _disagree(a: Detection, b: Detection, config: PreprocessConfig) -> bool:
+    """The frames between ``a`` and ``b`` need their own detections: a change of status or of face lies there."""
+    return a.status != b.status or (a.status == OK and not continues(a, b, config))
+
+
 def spans(detections: list[Detection], config: PreprocessConfig) -> list[Span]:
-    """Splits the detection sequence into OK runs (first to last good detection) and rejected spans."""
+    """Splits the detection sequence into OK runs and rejected spans that together cover every frame once.
+
+    A run holds consecutive OK detections of one face (:func:`continues`); failed detections between two of them
+    are bridged when they cover at most ``max_gap_frames`` frames. Other failed detections become rejected spans,
+    consecutive ones with the same reason merged.
+    """
     result: list[Span] = []
     run: list[Detection] = []  # good detections of the current run
     failed: list[Detection] = []  # failed detections since the last good one
@@ -136,16 +171,11 @@ def spans(detections: list[Detection], config: PreprocessConfig) -> list[Span]:
     for detection in detections:
         if detection.status != OK:
             failed.append(detection)
-            if len(failed) > config.max_detection_gap or (run and detection.shot != run[-1].shot):
+            if run and (detection.shot != run[-1].shot or detection.frame - run[-1].frame > config.max_gap_frames):
                 close_run()
             continue
-        continues = (
-            run
-            and detection.shot == run[-1].shot
-            and len(failed) <= config.max_detection_gap
-            and iou(detection.box, run[-1].box) >= config.min_track_iou
-        )
-        if not continues:
+        short_gap = not failed or (bool(run) and detection.frame - run[-1].frame - 1 <= config.max_gap_frames)
+        if not (run and short_gap and continues(run[-1], detection, config)):
             close_run()
             result.extend(_failed_spans(failed))
         failed.clear()

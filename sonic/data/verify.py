@@ -1,4 +1,5 @@
-"""Checks every manifest entry of a preprocessed dataset: files present, readable and consistent with each other.
+"""Checks every manifest entry of a preprocessed dataset: files present, readable, finite and consistent with each
+other, and that every frame of every processed video is in one segment or one rejected span.
 
 python -m sonic.data.verify DATASET_DIR      # lists the problems, exit status 1 if there is any
 """
@@ -8,15 +9,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import soundfile
 from safetensors import safe_open
 
-from sonic.data.layout import AUDIO, FEATURE_KEYS, FEATURES, META, SAMPLE_RATE, VIDEO, SegmentRecord, read_manifest
-from sonic.data.motion import WINDOW_SPAN
+from sonic.data.layout import (
+    AUDIO,
+    FAILURES,
+    FEATURE_KEYS,
+    FEATURES,
+    META,
+    PROCESSED,
+    SAMPLE_RATE,
+    VIDEO,
+    SegmentRecord,
+    read_manifest,
+)
+from sonic.data.ledger import read_jsonl
+from sonic.data.motion import LABELS, WINDOW_SPAN
 from sonic.io import MediaError, read_video_info
 from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, TOKENS_PER_VIDEO_FRAME
 
@@ -45,8 +58,8 @@ def _check_audio(folder: Path, record: SegmentRecord) -> list[str]:
 
 
 def _expected_shapes(num_frames: int) -> dict[str, tuple[int, ...]]:
-    return {"face_boxes": (num_frames, 4), "landmarks": (num_frames, 68, 2), "translation": (num_frames,),
-            "expression": (num_frames,)}  # fmt: skip
+    return {"face_boxes": (num_frames, 4), "landmarks": (num_frames, 68, 2),
+            **{key: (num_frames,) for key in LABELS}}  # fmt: skip
 
 
 def _check_features(folder: Path, record: SegmentRecord) -> list[str]:
@@ -64,8 +77,11 @@ def _check_features(folder: Path, record: SegmentRecord) -> list[str]:
     for key, shape in _expected_shapes(n).items():
         if tensors[key].shape != shape:
             problems.append(f"{FEATURES}: {key} has shape {tensors[key].shape}, expected {shape}")
+    for key in ("whisper", "face_boxes", "landmarks"):
+        if not np.isfinite(tensors[key]).all():
+            problems.append(f"{FEATURES}: {key} has NaN or infinite values")
     fits = max(n - WINDOW_SPAN + 1, 0)
-    for key in ("translation", "expression"):
+    for key in LABELS:
         values = tensors[key]
         if values.shape == (n,) and not (np.isfinite(values[:fits]).all() and np.isnan(values[fits:]).all()):
             problems.append(f"{FEATURES}: {key} must be finite for the first {fits} frames and NaN after")
@@ -87,16 +103,41 @@ def verify_segment(dataset: Path, record: SegmentRecord) -> list[str]:
     return problems
 
 
+def frame_accounting(dataset: Path, records: list[SegmentRecord]) -> list[str]:
+    """Every frame of every processed video lies in exactly one segment or rejected span (whole-video rejections
+    account for all of it)."""
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    whole = set()
+    for record in records:
+        spans[record.source].append((record.start_frame, record.start_frame + record.num_frames))
+    for row in read_jsonl(dataset / FAILURES):
+        if row["segment"] is None:
+            whole.add(row["source"])
+        else:
+            spans[row["source"]].append(tuple(row["segment"]))
+    problems = []
+    for row in read_jsonl(dataset / PROCESSED):
+        if row["source"] in whole or not row["frames"]:
+            continue
+        covered = sorted(spans[row["source"]])
+        edges = [0] + [stop for _, stop in covered]
+        if [start for start, _ in covered] != edges[:-1] or edges[-1] != row["frames"]:
+            problems.append(f"{row['source']}: segments and rejected spans {covered} do not cover its "
+                            f"{row['frames']} frames exactly once")  # fmt: skip
+    return problems
+
+
 def verify_dataset(dataset: str | Path) -> list[str]:
-    """Every problem of the dataset, each prefixed by its segment id."""
+    """Every problem of the dataset, each prefixed by its segment id or source."""
     dataset = Path(dataset)
     records = read_manifest(dataset)
     duplicates = [f"{key}: listed {count} times" for key, count in Counter(r.id for r in records).items() if count > 1]
-    return duplicates + [f"{record.id}: {problem}" for record in records for problem in verify_segment(dataset, record)]
+    segments = [f"{record.id}: {problem}" for record in records for problem in verify_segment(dataset, record)]
+    return duplicates + segments + frame_accounting(dataset, records)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="a folder written by sonic_preprocess.py")
     dataset = parser.parse_args(argv).dataset
     problems = verify_dataset(dataset)
