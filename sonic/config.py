@@ -228,15 +228,18 @@ class PreprocessConfig(ConfigBase):
     detect_stride: int = option(5, "detect faces every N frames and interpolate the boxes in between")
     detect_max_side: int = option(640, "frames are downscaled to this long side for face detection (dlib)")
     detect_upsample: int = option(0, "dlib HOG upsampling: 0 finds faces >= 80 px at the detection size, 1 >= 40 px")
-    max_detection_gap: int = option(1, "missed detections in a row bridged by interpolation before a segment ends")
-    min_track_iou: float = option(0.5, "consecutive detections overlapping less than this are a face jump (split)")
+    max_gap_frames: int = option(12, "frames without a usable face (missed detection, profile view, motion blur) "
+                                 "bridged inside a run; a longer gap is a face loss and ends the segment")  # fmt: skip
+    max_face_jump: float = option(0.5, "a face centre moving more than this many face sizes per frame between "
+                                  "detections is another face (ends the segment)")  # fmt: skip
     cut_threshold: float = option(0.12, "shot cut when the mean absolute difference of consecutive 32x32 grey "
                                   "thumbnails (0-1) exceeds this")  # fmt: skip
-    translation_scale: float = option(2_500.0, "translation bucket = this x variance over the window of the "
-                                      "rigid-landmark face box centre and size, in face sizes")  # fmt: skip
-    expression_scale: float = option(50_000.0, "expression bucket = this x mean variance over the window of the "
-                                     "landmarks in face-box coordinates")  # fmt: skip
-    max_bucket: float = option(128.0, "windows with a bucket above this are marked unusable (kept in the files)")
+    max_bucket: float = option(128.0, "windows whose head or expression label exceeds this are excluded "
+                               "(above_max; labels are kept in the files)")  # fmt: skip
+    max_landmark_jump: float = option(128.0, "windows whose landmark-jump score (32 x max / mean landmark speed) "
+                                      "exceeds this are excluded (landmark_jump)")  # fmt: skip
+    max_flow_motion: float = option(128.0, "windows whose optical-flow score (mean flow of the crop in 1/1024 crop "
+                                    "sides per step) exceeds this are excluded (flow_motion)")  # fmt: skip
     x264_preset: str = option("veryfast", "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
                               "for ~17% larger files at the same crf 18", choices=X264_PRESETS)  # fmt: skip
 
@@ -246,9 +249,9 @@ class PreprocessConfig(ConfigBase):
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
         self._check_range("workers", "detect_stride", "detect_max_side", low=1)
-        self._check_range("detect_upsample", "max_detection_gap", "cut_threshold", "translation_scale",
-                          "expression_scale", low=0)  # fmt: skip
-        self._check_range("similar_face_ratio", "min_track_iou", low=0, high=1)
+        self._check_range("detect_upsample", "max_gap_frames", "max_face_jump", "cut_threshold", "max_bucket",
+                          "max_landmark_jump", "max_flow_motion", low=0)  # fmt: skip
+        self._check_range("similar_face_ratio", low=0, high=1)
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
         self.shard_index()
@@ -294,7 +297,11 @@ class TrainingConfig(ConfigBase):
     num_frames: int = option(25, "generated frames per training clip (one inference window is 25)")
     fps: float = option(12.5, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
     window_stride: int = option(25, "25-fps frames between the starts of consecutive training clips of a segment")
-    max_bucket: float = option(128.0, "clips whose translation or expression bucket exceeds this are skipped")
+    max_bucket: float = option(128.0, "clips whose head or expression label exceeds this are skipped (above_max)")
+    max_landmark_jump: float = option(128.0, "clips whose landmark-jump score exceeds this are skipped")
+    max_flow_motion: float = option(128.0, "clips whose optical-flow score exceeds this are skipped")
+    reference_margin: int | None = option(25, "the reference frame is drawn within this many 25-fps frames of "
+                                          "the clip (the lineage's rule); None: anywhere in the segment")  # fmt: skip
     # optimisation
     train_batch_size: int = option(1, "clips per device per step")
     gradient_accumulation_steps: int = option(1, "micro-batches per optimiser step")
@@ -352,6 +359,7 @@ class TrainingConfig(ConfigBase):
         self._check_resolution()
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
+        self._check_range("max_bucket", "max_landmark_jump", "max_flow_motion", "reference_margin", low=0)
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):

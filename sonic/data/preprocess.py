@@ -117,7 +117,8 @@ def _process(
 def plan_segments(
     source: str, scan: tracking.Scan, audio_frames: int, config: PreprocessConfig
 ) -> tuple[list[SegmentPlan], list[dict]]:
-    """Usable runs (cut to the audio, split when long) -> segment plans; the rest -> failure lines."""
+    """Usable runs (cut to the audio, split when long) -> segment plans; the rest -> failure lines. Every frame of
+    the video ends up in exactly one plan or failure span."""
     min_frames, max_frames = math.ceil(config.min_segment_seconds * FPS), round(config.max_segment_seconds * FPS)
     plans, failures = [], []
     for span in tracking.spans(scan.detections, config):
@@ -125,9 +126,12 @@ def plan_segments(
             detail = f"detections {span.status} in frames {span.start}-{span.stop - 1}"
             failures.append(failure(source, span.status, detail, (span.start, span.stop)))
             continue
-        stop = min(span.stop, audio_frames)
+        stop = max(min(span.stop, audio_frames), span.start)
+        if stop < span.stop:
+            detail = f"frames {stop}-{span.stop - 1} lie after the end of the audio ({audio_frames / FPS:.2f} s)"
+            failures.append(failure(source, NO_AUDIO, detail, (stop, span.stop)))
         boxes = tracking.interpolate_boxes(scan.detections, span.start, span.stop)
-        for start, end in split_run(span.start, max(stop, span.start), max_frames):
+        for start, end in split_run(span.start, stop, max_frames) if stop > span.start else ():
             if end - start < min_frames:
                 detail = f"{(end - start) / FPS:.2f} s of usable face and audio < {config.min_segment_seconds} s"
                 failures.append(failure(source, TOO_SHORT, detail, (start, end)))
@@ -135,6 +139,10 @@ def plan_segments(
             part = boxes[start - span.start : end - span.start]
             crop = crop_box(part, scan.width, scan.height, config.expand_ratio)
             plans.append(SegmentPlan(segment_id(source, start), start, end, crop, part))
+    covered = sorted([(plan.start, plan.stop) for plan in plans] + [tuple(row["segment"]) for row in failures])
+    assert [a for a, _ in covered] == [0] + [b for _, b in covered[:-1]] and covered[-1][1] == scan.num_frames, (
+        f"{source}: frame accounting has gaps or overlaps: {covered}"
+    )
     return plans, failures
 
 
@@ -153,9 +161,9 @@ def write_segments(
     try:
         for index, frame in enumerate(frames):
             if writer is None and pending and pending[0].start == index:
-                writer = SegmentWriter(pending.pop(0), source, output, config)
+                writer = SegmentWriter(pending.pop(0), source, output, config, models.landmarker)
             if writer is not None:
-                writer.write(frame, models.landmarker)
+                writer.write(frame)
                 if index == writer.plan.stop - 1:
                     rows.append(asdict(writer.finish(audio, models.extractor, models.encoder)))
                     writer = None

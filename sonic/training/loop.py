@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
 from sonic.data.dataset import SonicClipDataset
+from sonic.data.motion import MotionLimits
 from sonic.training.bucket import compute_bucket_loss
 from sonic.training.checkpointing import (
     SavedState,
@@ -125,8 +126,9 @@ def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoade
     if config.cache_latents:
         dataset_class, cache = CachedClipDataset, {"cache_root": config.latent_cache_dir}
     dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
-                            config.window_stride, config.max_bucket, config.seed,
-                            video=not config.train_audio2bucket, **cache)  # fmt: skip
+                            config.window_stride, MotionLimits.of(config), config.seed,
+                            video=not config.train_audio2bucket, reference_margin=config.reference_margin,
+                            **cache)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
     if len(loader) == 0:
