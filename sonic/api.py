@@ -21,7 +21,7 @@ import torch
 from sonic.checkpoints import CheckpointError, load_audio_encoder, resolve_device
 from sonic.config import ConfigError, InferenceConfig
 from sonic.inputs import AudioInput, prepare_audio
-from sonic.io import MediaError, VideoWriter, frame_to_rgb, load_audio
+from sonic.io import MediaError, VideoWriter, check_output, frame_to_rgb, load_audio
 from sonic.models.whisper import SAMPLE_RATE, TOKENS_PER_VIDEO_FRAME, AudioFeatures
 
 if TYPE_CHECKING:
@@ -132,7 +132,10 @@ class InferenceAPI:
     ) -> Path:
         """Generates and streams an H.264 + AAC mp4 with the input audio; returns ``output_path``.
 
-        Same inputs and overrides as :meth:`generate`; the output folder is created when missing (by the writer)."""
+        Same inputs and overrides as :meth:`generate`; the output folder is created when missing. An output that is
+        one of the input files, or cannot be written, is refused before any model work (:func:`sonic.io.check_output`).
+        """
+        check_output(output_path, (image_path, audio_path))
         kwargs = self.call_kwargs(overrides, on_step)
         return self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)
 

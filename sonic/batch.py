@@ -6,6 +6,7 @@ Jobs come from a CSV list (:func:`jobs_from_csv`) or from two folders paired by 
 from __future__ import annotations
 
 import csv
+import os
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from sonic.api import USER_ERRORS
 from sonic.config import ConfigError
+from sonic.io import MediaError, check_output, resolved
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac")
@@ -59,7 +61,8 @@ def jobs_from_csv(path: str | Path, output_dir: str | Path) -> list[Job]:
     """Rows of a CSV with a header ``image,audio[,output]``.
 
     Relative image and audio paths are read from the CSV's folder; outputs go under ``output_dir`` (default name:
-    ``<image stem>_<audio stem>.mp4``)."""
+    ``<image stem>_<audio stem>.mp4``): a relative output that leaves it (``../x.mp4``) is refused, an absolute one is
+    taken as it is. See :func:`check_outputs` for the other rules."""
     path, output_dir = Path(path), Path(output_dir)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: batch list not found")
@@ -74,8 +77,17 @@ def jobs_from_csv(path: str | Path, output_dir: str | Path) -> list[Job]:
             raise ConfigError(f"{path}, line {line}: image and audio are both required")
         image, audio = path.parent / row["image"].strip(), path.parent / row["audio"].strip()
         output = (row.get("output") or "").strip() or f"{image.stem}_{audio.stem}.mp4"
-        jobs.append(Job(image, audio, output_dir / output))
-    return check_unique_outputs(jobs, str(path))
+        jobs.append(Job(image, audio, output_path(output_dir, output, f"{path}, line {line}")))
+    return check_outputs(jobs, str(path))
+
+
+def output_path(output_dir: Path, output: str, where: str) -> Path:
+    """``output_dir / output``, ``..`` collapsed; it must stay inside ``output_dir`` unless ``output`` is absolute."""
+    normal = Path(os.path.normpath(output_dir / output))
+    if not Path(output).is_absolute() and not normal.is_relative_to(os.path.normpath(output_dir)):
+        raise ConfigError(f"{where}: output {output} is outside --output-dir {output_dir}; give an absolute path to "
+                          "write elsewhere")  # fmt: skip
+    return normal
 
 
 def jobs_from_folders(
@@ -96,7 +108,7 @@ def jobs_from_folders(
     ]
     if not jobs and not unpaired:
         raise ConfigError(f"no images ({' '.join(IMAGE_SUFFIXES)}) found in {image_dir}")
-    return jobs, unpaired
+    return check_outputs(jobs, f"--output-dir {output_dir}"), unpaired
 
 
 def _by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -111,13 +123,33 @@ def _by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
     return files
 
 
-def check_unique_outputs(jobs: list[Job], source: str) -> list[Job]:
+def check_outputs(jobs: list[Job], source: str) -> list[Job]:
+    """Outputs compared after resolving symlinks and ``..``: two jobs writing one file, or an output that is an input
+    of any job, are a :class:`ConfigError` naming ``source``."""
+    inputs = {resolved(path): path for job in jobs for path in (job.image, job.audio)}
     seen: set[Path] = set()
     for job in jobs:
-        if job.output in seen:
+        output = resolved(job.output)
+        if output in inputs:
+            raise ConfigError(f"{source}: the output {job.output} is the input {inputs[output]}, which would be "
+                              "overwritten")  # fmt: skip
+        if output in seen:
             raise ConfigError(f"{source}: two jobs write {job.output}; give them distinct outputs")
-        seen.add(job.output)
+        seen.add(output)
     return jobs
+
+
+def writable_jobs(jobs: list[Job], report: BatchReport) -> list[Job]:
+    """The jobs whose output can be written (:func:`sonic.io.check_output`, before the model loads); the others
+    become user-error failures of ``report``."""
+    kept = []
+    for job in jobs:
+        try:
+            check_output(job.output)
+            kept.append(job)
+        except MediaError as error:
+            report.failures.append(Failure(job.name, str(error), user_error=True))
+    return kept
 
 
 def run_batch(generate: Callable[[Job], Path], jobs: Iterable[Job], report: BatchReport | None = None) -> BatchReport:

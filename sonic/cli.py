@@ -1,20 +1,24 @@
 """Command line of Sonic (``python sonic_demo.py``): one video, a batch of videos, or the Gradio app.
 
-Exit codes: 0 success; 2 a user error (bad option, missing or unusable file, incomplete checkpoint), printed as
-``error: message`` without a traceback; 1 an internal error (a bug), printed with its traceback. In batch mode every
-job runs even when some fail; the exit code is then 2 when all failures are user errors and 1 when any is internal.
+Exit codes: 0 success; 2 a user error (bad option, missing or unusable file, an output that is an input or cannot be
+written, incomplete checkpoint), printed as ``error: message`` without a traceback; 1 an internal error (a bug),
+printed with its traceback; 130 / 143 interrupted by SIGINT / SIGTERM (the unfinished video is removed). In batch
+mode every job runs even when some fail; the exit code is then 2 when all failures are user errors and 1 when any is
+internal.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 from sonic.api import USER_ERRORS
-from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders, run_batch
+from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders, run_batch, writable_jobs
 from sonic.config import ConfigError, InferenceConfig, add_arguments, config_from_args
+from sonic.io import check_output
 from sonic.pipeline import SonicPipeline
 
 EPILOG = """examples:
@@ -81,6 +85,7 @@ def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchR
     for path in (args.image, args.audio):
         if not path.is_file():  # checked before the model loads
             raise FileNotFoundError(f"{path}: file not found")
+    check_output(args.output, (args.image, args.audio))
     return [Job(args.image, args.audio, args.output)], BatchReport()
 
 
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         launch(config, host=args.host, port=args.port, share=args.share)
         return 0
     jobs, report = collect_jobs(args, mode)
+    if mode != "single":  # the single output was checked with its inputs
+        jobs = writable_jobs(jobs, report)
     pipeline = SonicPipeline(config)
 
     def generate(job: Job) -> Path:
@@ -108,8 +115,17 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt for SIGINT, so that the video writer removes its temporary file."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
     except USER_ERRORS as error:
@@ -118,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except Exception:
         traceback.print_exc()
         print("error: internal error; the traceback above is worth a bug report", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)

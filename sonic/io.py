@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -219,7 +221,8 @@ class VideoWriter:
         if height % 2 or width % 2:
             raise ValueError(f"{self.path}: H.264 yuv420p needs an even width and height, got {width}x{height}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
+        remove_stale_temporaries(self.path)
+        self._temp_path = temporary_path(self.path)
         self._container = av.open(str(self._temp_path), "w", format="mp4")
         video = self._container.add_stream("libx264", rate=self.fps, options=self.x264_options)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
@@ -249,6 +252,60 @@ class VideoWriter:
             self._container.mux(stream.encode(frame))
         except av.FFmpegError as error:
             raise MediaError(f"{self.path}: cannot write the video ({error})") from error
+
+
+# ----------------------------------------------------------------------------------------------------------- outputs
+def temporary_path(path: Path) -> Path:
+    """The hidden temporary file a writer fills before renaming it to ``path``: ``.NAME.PID-TOKEN.partial``."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Removes the temporaries of ``path`` whose process is gone (a run killed while writing; also those of earlier
+    versions, named ``.NAME.TOKEN.partial`` without a process id)."""
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid, _, token = temporary.name[len(path.name) + 2 : -len(".partial")].partition("-")
+        if not (token and pid.isdigit() and _process_alive(int(pid))):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def check_output(path: str | Path, inputs: Iterable[object] = ()) -> Path:
+    """Checks before any model work that the video can be written to ``path``; raises :class:`MediaError` naming it.
+
+    ``path`` must not resolve (symlinks, ``..``) to one of the ``inputs`` (those that are paths) and must not be a
+    folder; its folder is created when missing, and the writer's temporary file is created there and removed."""
+    path = Path(path)
+    for source in inputs:
+        if isinstance(source, str | Path) and resolved(source) == resolved(path):
+            raise MediaError(f"{path}: the output is the input {source}, which would be overwritten; choose another")
+    if path.is_dir():
+        raise MediaError(f"{path}: the output is a folder; give a file path such as {path / 'output.mp4'}")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise MediaError(f"{path}: cannot create its folder: {existing} is a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = temporary_path(path)
+        temporary.touch(exist_ok=False)
+        temporary.unlink()
+    except OSError as error:
+        raise MediaError(f"{path}: cannot write the output there ({error.strerror})") from error
+    return path
+
+
+def resolved(path: str | Path) -> Path:
+    """The absolute path with symlinks and ``..`` resolved, also for a file that does not exist yet."""
+    return Path(os.path.realpath(path))
 
 
 def x264_cpu_options() -> dict[str, str]:
