@@ -4,20 +4,86 @@ A raw video is finished once its line is in ``processed.jsonl``; its manifest an
 before it. On start, lines and segment folders of videos that are not finished (an interrupted run) are removed, so
 a rerun writes them again exactly once. Segment folders are recognised by the source hash in their id, which lets
 shards that share one output folder clean up only their own videos.
+
+A failed write to the dataset (no space, file-size limit, read-only, no permission) is no property of a source
+video: :func:`write_failure` recognises it, and the run stops with a :class:`DatasetWriteError` instead of recording
+the video, so that a rerun with space processes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import soundfile
 
 from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SHARDS
 
 STATE_FILES = (MANIFEST, FAILURES, PROCESSED)
+FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})  # only writes fail so
+DENIED = frozenset({errno.EACCES, errno.EPERM})  # a write failure when it names a file of the dataset
+LIBSNDFILE_SYSTEM_ERROR = 2  # SF_ERR_SYSTEM: libsndfile keeps the errno to itself
+
+
+class DatasetWriteError(RuntimeError):
+    """The dataset folder cannot be written; the message is one line, ``cannot write PATH: reason``."""
+
+
+def write_failure(error: BaseException, output: Path) -> DatasetWriteError | None:
+    """``error`` as a :class:`DatasetWriteError` when it, or an error it was raised from, is a failed write under
+    ``output``; None when it is anything else (a bad source video, a bug).
+
+    Recognised: an ``OSError`` (PyAV's errors are ones) with an errno of ``FULL``, or of ``DENIED`` naming a path
+    under ``output``; safetensors' ``(os error N)``; libsndfile's system error (soundfile only writes here)."""
+    for cause in _causes(error):
+        if isinstance(cause, DatasetWriteError):
+            return cause
+        if isinstance(cause, soundfile.LibsndfileError) and cause.code == LIBSNDFILE_SYSTEM_ERROR:
+            return DatasetWriteError(f"cannot write {output}: the audio writer failed (libsndfile system error: "
+                                     "no space left, file too large or not permitted)")  # fmt: skip
+        code = cause.errno if isinstance(cause, OSError) else _os_error(str(cause))
+        path = Path(getattr(cause, "filename", None) or output)
+        if code in FULL or (code in DENIED and path.absolute().is_relative_to(output.absolute())):
+            return DatasetWriteError(f"cannot write {path}: {os.strerror(code)}")
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from (``raise ... from`` or during handling), innermost last."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def _os_error(message: str) -> int | None:
+    found = re.search(r"\(os error (\d+)\)", message)
+    return int(found.group(1)) if found else None
+
+
+@contextlib.contextmanager
+def writing(path: Path, temporary: Path | None = None) -> Iterator[None]:
+    """A failed write in the block raises :class:`DatasetWriteError` naming ``path``; ``temporary`` is removed on any
+    error, so nothing half-written stays."""
+    try:
+        yield
+    except BaseException as error:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        failed = write_failure(error, path) if isinstance(error, Exception) else None
+        if failed is None:
+            raise
+        raise failed from error
 
 
 def source_hash(source: str) -> str:
@@ -40,8 +106,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def write_atomic(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    temp.write_text(text)
-    os.replace(temp, path)
+    with writing(path, temp):
+        temp.write_text(text)
+        os.replace(temp, path)
 
 
 def _lines(rows: list[dict[str, Any]]) -> str:
@@ -55,7 +122,8 @@ class Ledger:
         self.output = output
         self.sharded = shard[1] > 1
         self.state = output / SHARDS / f"{shard[0]}-of-{shard[1]}" if self.sharded else output
-        self.state.mkdir(parents=True, exist_ok=True)
+        with writing(self.state):
+            self.state.mkdir(parents=True, exist_ok=True)
 
     def resume(self, sources: list[str], overwrite: bool) -> set[str]:
         """Drops every trace of unfinished videos of ``sources`` and returns the finished ones."""
@@ -74,7 +142,7 @@ class Ledger:
         """Appends one finished video: its manifest and failure lines first, then the line that marks it done."""
         for name, rows in ((MANIFEST, manifest), (FAILURES, failures), (PROCESSED, [processed])):
             if rows:
-                with open(self.state / name, "a") as file:
+                with writing(self.state / name), open(self.state / name, "a") as file:
                     file.write(_lines(rows))
                     file.flush()
                     os.fsync(file.fileno())

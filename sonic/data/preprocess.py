@@ -34,7 +34,7 @@ from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
 from sonic.data.layout import FPS, SEGMENTS
-from sonic.data.ledger import Ledger
+from sonic.data.ledger import Ledger, write_failure
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
 from sonic.data.summary import summary_line, write_summary
 from sonic.io import MediaError
@@ -92,12 +92,20 @@ def process_video(source: str, path: Path, output: Path, config: PreprocessConfi
     start = time.perf_counter()
     try:
         manifest, failures, frames = _process(source, path, output, config, models)
-    except MediaError as error:
-        manifest, failures, frames = [], [failure(source, UNREADABLE, str(error))], 0
-    except Exception as error:  # a bug or an unforeseen file: record it, keep the other videos going
-        logger.exception("%s: unexpected error", path)
-        manifest, failures, frames = [], [failure(source, ERROR, f"{type(error).__name__}: {error}")], 0
+    except Exception as error:
+        manifest, failures, frames = [], [_failure_line(source, path, output, error)], 0
     return VideoResult(source, manifest, failures, frames, time.perf_counter() - start)
+
+
+def _failure_line(source: str, path: Path, output: Path, error: Exception) -> dict:
+    """The failure line of a video whose processing raised ``error``, unless that was a failed write (raised)."""
+    failed = write_failure(error, output)
+    if failed is not None:
+        raise failed from error
+    if isinstance(error, MediaError):
+        return failure(source, UNREADABLE, str(error))
+    logger.exception("%s: unexpected error", path)  # a bug or an unforeseen file: record it, keep the others going
+    return failure(source, ERROR, f"{type(error).__name__}: {error}")
 
 
 def _process(
