@@ -396,12 +396,16 @@ def test_scan_detects_every_frame_between_disagreeing_detections():
 
     frames = [av.VideoFrame.from_ndarray(np.full((64, 48, 3), 10 * index, np.uint8), format="rgb24")
               for index in range(20)]  # fmt: skip
-    config = PreprocessConfig(input="x", output="y", detect_stride=5, cut_threshold=1.0, max_gap_frames=2, min_face_size=8)
+    config = PreprocessConfig(
+        input="x", output="y", detect_stride=5, cut_threshold=1.0, max_gap_frames=2, min_face_size=8
+    )
     result = tracking.scan(frames, detector, config, width=48, height=64)
     assert [d.frame for d in result.detections] == [0, *range(5, 16), 19]
     spans = tracking.spans(result.detections, config)
     assert [(s.start, s.stop, s.status) for s in spans] == [(0, 8, "ok"), (8, 12, "no_face"), (12, 20, "ok")]
-    bridged = tracking.spans(result.detections, PreprocessConfig(input="x", output="y", max_gap_frames=4, min_face_size=8))
+    bridged = tracking.spans(
+        result.detections, PreprocessConfig(input="x", output="y", max_gap_frames=4, min_face_size=8)
+    )
     assert [(s.start, s.stop, s.status) for s in bridged] == [(0, 20, "ok")]
 
 

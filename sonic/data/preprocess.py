@@ -37,6 +37,7 @@ from sonic.data.layout import FPS, SEGMENTS
 from sonic.data.ledger import Ledger, write_failure
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
 from sonic.data.summary import summary_line, write_summary
+from sonic.inputs import SILENCE
 from sonic.io import MediaError
 from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector
 from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME
@@ -44,7 +45,8 @@ from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
-NO_AUDIO, TOO_SHORT, UNREADABLE, ERROR = "no_audio", "too_short", "unreadable", "error"
+NO_AUDIO, SILENT_AUDIO, TOO_SHORT = "no_audio", "silent_audio", "too_short"
+UNREADABLE, ERROR = "unreadable", "error"
 
 
 @dataclass
@@ -88,7 +90,9 @@ def failure(source: str, reason: str, detail: str, frames: tuple[int, int] | Non
 
 
 def process_video(source: str, path: Path, output: Path, config: PreprocessConfig, models: Models) -> VideoResult:
-    """Never raises for bad input: unreadable files and unexpected errors become failure lines."""
+    """Never raises for bad input: unreadable files and unexpected errors become failure lines. A failed write to
+    the dataset raises :class:`~sonic.data.ledger.DatasetWriteError` instead (the run stops; the video is not
+    recorded, so a rerun with space processes it); its segment folders are already removed by then."""
     start = time.perf_counter()
     try:
         manifest, failures, frames = _process(source, path, output, config, models)
@@ -115,6 +119,8 @@ def _process(
     if not info.has_audio:
         return [], [failure(source, NO_AUDIO, f"{path}: the file has no audio stream")], 0
     audio = read_audio(path)
+    if not len(audio) or np.abs(audio).max() < SILENCE:  # three of the 16 real test clips carry such a track
+        return [], [failure(source, SILENT_AUDIO, f"{path}: the audio track is silent (peak < {SILENCE})")], 0
     scan = tracking.scan(decode_frames(path, deblock=False), models.detector, config, info.width, info.height)
     plans, failures = plan_segments(source, scan, len(audio) // SAMPLES_PER_VIDEO_FRAME, config)
     # Decoding again beats keeping the frames: a 1080x1920 frame is 3 MB, a 30-s segment 2.3 GB per worker.
