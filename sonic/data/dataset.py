@@ -170,7 +170,9 @@ class SonicClipDataset(Dataset):
         sample = {
             "audio_windows": audio_token_windows(whisper, positions, self.step),
             "bucket_windows": bucket_windows(whisper, positions, self.step),
-            "buckets": torch.tensor([bucket_label(features[key][clip.start]) for key in ("translation", "expression")]),
+            "buckets": torch.tensor(
+                [bucket_label(float(features[key][clip.start])) for key in ("translation", "expression")]
+            ),
             "segment": record.id,
         }
         frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []
