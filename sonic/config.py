@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
+import functools
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
+
+from sonic.config_types import type_mismatch, without_none
 
 C = TypeVar("C", bound="ConfigBase")
 
@@ -47,10 +49,15 @@ class ConfigBase:
     section: ClassVar[str] = "config"
 
     def validate(self) -> None:
-        """Raises :class:`ConfigError` naming the first invalid field. Subclasses add their own rules."""
+        """Raises :class:`ConfigError` naming the first invalid field: each value must have its field's type
+        (:mod:`sonic.config_types`) and be one of its choices. Subclasses add their own rules."""
+        hints = _field_types(type(self))
         for field in dataclasses.fields(self):
             choices = field.metadata.get("choices")
             value = getattr(self, field.name)
+            wanted = type_mismatch(hints[field.name], value)
+            if wanted is not None:
+                raise ConfigError(f"{self.section}.{field.name} must be {wanted}, got {value!r}")
             if choices and value not in choices:
                 raise ConfigError(f"{self.section}.{field.name} must be one of {list(choices)}, got {value!r}")
 
@@ -98,10 +105,14 @@ class ConfigBase:
         return cls.from_dict({**values, **overrides}, source=str(path))
 
 
+@functools.cache
+def _field_types(cls: type[ConfigBase]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _flag_kwargs(annotation: Any) -> dict[str, Any]:
     """argparse keywords for a field annotation such as ``int``, ``float | None``, ``bool`` or ``list[float]``."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    annotation, _ = without_none(annotation)
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(annotation) in (list, tuple):
@@ -111,7 +122,7 @@ def _flag_kwargs(annotation: Any) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: tuple[str, ...] = ()) -> None:
     """Adds one flag per field of ``cls`` (help text and default from the field); unset flags parse to SUPPRESS."""
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     group = parser.add_argument_group(f"{cls.section} options")
     for field in dataclasses.fields(cls):
         if not field.metadata.get("flag", True) or field.name in skip:

@@ -1,0 +1,75 @@
+"""Every field of every config checks its value's type: YAML's text 'no' is no boolean, 2.5 no int, inf no number."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from pathlib import Path
+
+import pytest
+
+import sonic_preprocess
+import sonic_training
+from sonic.cli import main as demo_main
+from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig
+from sonic.config_types import without_none
+
+CONFIGS = (InferenceConfig, PreprocessConfig, TrainingConfig)
+REQUIRED = {"data_root": "d", "input": "x", "output": "y"}  # the fields without a usable default
+WRONG = {
+    bool: ["no", "false", "true", 1, 0.0],
+    int: [2.5, "ten", "3", True, math.inf],
+    float: [math.inf, -math.inf, math.nan, "7.5", "1e-5", True],
+    str: [5, 1.5, True, ["a"]],
+    list: [[1.0, "x"], "1 2 3 4", 3.0, [math.nan]],
+}
+
+
+def fields(cls: type) -> list[tuple[str, typing.Any, bool]]:
+    """(name, type without None, whether None is allowed) of every field of a config class."""
+    hints = typing.get_type_hints(cls)
+    return [(field.name, *without_none(hints[field.name])) for field in dataclasses.fields(cls)]
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda cls: cls.section)
+def test_every_field_refuses_values_of_another_type(cls):
+    names = {field.name for field in dataclasses.fields(cls)}
+    base = {name: value for name, value in REQUIRED.items() if name in names}
+    checked = 0
+    for name, kind, optional in fields(cls):
+        for wrong in [*WRONG[typing.get_origin(kind) or kind], *([] if optional else [None])]:
+            with pytest.raises(ConfigError, match=rf"^{cls.section}\.{name} must be "):
+                cls.from_dict({**base, name: wrong})
+            checked += 1
+        if optional:
+            assert getattr(cls.from_dict({**base, name: None}), name) is None
+    assert checked > 5 * len(dataclasses.fields(cls))
+
+
+def test_yaml_booleans_are_real_ones(tmp_path):
+    (tmp_path / "quoted.yaml").write_text("crop: 'no'\n")
+    with pytest.raises(ConfigError, match=r"^inference\.crop must be true or false, got 'no'$"):
+        InferenceConfig.load_yaml(tmp_path / "quoted.yaml")
+    (tmp_path / "plain.yaml").write_text("crop: no\ninterpolation: off\nsteps: 10\nguidance_audio: 5\n")
+    config = InferenceConfig.load_yaml(tmp_path / "plain.yaml")
+    assert (config.crop, config.interpolation, config.steps, config.guidance_audio) == (False, False, 10, 5)
+    python = InferenceConfig.from_dict({"checkpoint": Path("ckpt"), "face_box": (1, 2, 30, 40)})  # Path, tuple: fine
+    assert python.face_box == (1, 2, 30, 40)
+
+
+def exit_code(run: typing.Callable, argv: list[str]) -> int:
+    try:
+        return run(argv)  # sonic_demo.py's main returns its code, the others exit
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def test_every_entry_point_turns_a_config_error_into_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for run, argv, option in ((demo_main, ["--image", "x.jpg", "--audio", "y.wav"], "inference.crop"),
+                              (sonic_preprocess.main, ["--input", "x", "--output", "y"], "preprocess.overwrite"),
+                              (sonic_training.main, ["--data_root", "d"], "training.use_ema")):  # fmt: skip
+        bad.write_text(f"{option.split('.')[1]}: 'no'\n")
+        assert exit_code(run, ["--config", str(bad), *argv]) == 2
+        assert capsys.readouterr().err == f"error: {option} must be true or false, got 'no'\n"
