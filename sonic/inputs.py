@@ -13,7 +13,8 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.conditioning import Box, face_mask, generation_size, square_crop_box
 from sonic.config import ConfigError
-from sonic.io import MediaError, load_audio, load_image
+from sonic.images import load_image
+from sonic.io import MediaError, load_audio
 from sonic.models.faces import FaceDetector, largest_face
 from sonic.models.whisper import SAMPLE_RATE, AudioFeatures, encode_audio
 

@@ -1,4 +1,4 @@
-"""Reading user media and writing videos, with errors that name the file and the reason."""
+"""Reading user audio and writing videos, with errors that name the file and the reason (images: sonic.images)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ from types import TracebackType
 
 import av
 import numpy as np
-import PIL.Image
-import PIL.ImageOps
 import torch
 
 from sonic.models.whisper import SAMPLE_RATE
 
-MIN_IMAGE_SIDE = 64  # smaller pictures cannot hold a detectable face; they are user mistakes
 AAC_FRAME_SIZE = 1024  # samples per AAC-LC frame; the encoder rejects other sizes except for the last frame
 # x264's AVX-512 kernels make the output differ run to run (PyAV 18.1's x264 on an AMD EPYC: the same 12 frames
 # encoded 25 times gave 6 different files, pixels up to 22 levels apart). Up to AVX2 it is bit-identical (25 of 25);
@@ -46,60 +43,6 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if waveform.size == 0:
         raise MediaError(f"{path}: the audio track is empty")
     return waveform.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------------------------------------- images
-def load_image(image: str | Path | PIL.Image.Image | np.ndarray) -> np.ndarray:
-    """A path, PIL image or array -> RGB uint8 (H, W, 3).
-
-    Files and PIL images are turned upright (EXIF orientation: phone photos are often stored sideways) and converted
-    to RGB; like the official ``.convert("RGB")``, an alpha channel is dropped, not composited. Arrays are taken as RGB
-    (never BGR) and are not rotated.
-    """
-    if isinstance(image, str | Path):
-        name, array = str(image), _read_image_file(Path(image))
-    elif isinstance(image, PIL.Image.Image):
-        name, array = "the input image", _upright_rgb(image)
-    elif isinstance(image, np.ndarray):
-        name, array = "the input image", _array_to_rgb(image)
-    else:
-        raise MediaError(f"the input image: expected a path, a PIL image or a numpy array, got {type(image).__name__}")
-    if min(array.shape[:2]) < MIN_IMAGE_SIDE:
-        height, width = array.shape[:2]
-        raise MediaError(f"{name}: the image is {width}x{height}; both sides must be at least {MIN_IMAGE_SIDE} pixels")
-    assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3, (array.shape, array.dtype)
-    return np.ascontiguousarray(array)
-
-
-def _read_image_file(path: Path) -> np.ndarray:
-    """Decodes the whole file now, so a truncated or corrupt file fails here with its name, not later."""
-    if not path.is_file():
-        raise MediaError(f"{path}: image file not found")
-    try:
-        with PIL.Image.open(path) as picture:
-            picture.load()
-            return _upright_rgb(picture)
-    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as error:
-        raise MediaError(f"{path}: cannot be read as an image ({error})") from error
-
-
-def _upright_rgb(picture: PIL.Image.Image) -> np.ndarray:
-    """EXIF orientation applied, then any mode (grey, palette, RGBA, CMYK) converted to RGB uint8."""
-    return np.asarray(PIL.ImageOps.exif_transpose(picture).convert("RGB"))
-
-
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    """uint8 or [0, 1] float, (H, W) grey or (H, W, 3) RGB -> uint8 (H, W, 3); anything else is refused."""
-    description = f"shape {array.shape}, dtype {array.dtype}"
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise MediaError(f"the input image: expected an (H, W, 3) RGB or (H, W) grey array, got {description}")
-    if np.issubdtype(array.dtype, np.floating):
-        if not (np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0):
-            raise MediaError(f"the input image: float pixels must lie in [0, 1] ({description})")
-        array = (array * 255.0).round().astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise MediaError(f"the input image: expected uint8 or float pixels, got {description}")
-    return np.repeat(array[:, :, None], 3, axis=2) if array.ndim == 2 else array.copy()
 
 
 # ----------------------------------------------------------------------------------------------------------- videos

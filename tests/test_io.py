@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import PIL.Image
 import pytest
 import torch
 
-from sonic.io import X264_REPRODUCIBLE_ASM, MediaError, VideoWriter, frame_to_rgb, load_image, read_video_info
+from sonic.images import load_image
+from sonic.io import X264_REPRODUCIBLE_ASM, MediaError, VideoWriter, frame_to_rgb, read_video_info
 from tests.conftest import EXAMPLES
 
 SIZE = 64
@@ -196,6 +198,23 @@ def test_rgba_and_palette_png_are_converted(tmp_path):
     assert np.array_equal(load_image(tmp_path / "rgba.png"), rgba[..., :3])  # alpha dropped, like the official code
     PIL.Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
     assert load_image(tmp_path / "palette.png").shape == (SIZE, SIZE, 3)
+
+
+def test_16_bit_and_other_wide_modes_are_scaled_not_clipped(tmp_path):
+    levels = np.linspace(0, 65535, SIZE * SIZE).round().astype(np.uint16).reshape(SIZE, SIZE)
+    PIL.Image.fromarray(levels).save(tmp_path / "grey16.png")  # a 16-bit greyscale PNG, opened by PIL as I;16
+    with PIL.Image.open(tmp_path / "grey16.png") as picture:
+        assert picture.mode == "I;16"
+    expected = np.repeat(np.round(levels / 257).astype(np.uint8)[..., None], 3, axis=2)
+    assert np.array_equal(load_image(tmp_path / "grey16.png"), expected)  # PIL's convert("RGB") clips 90% to 255
+    rgb16 = np.stack([levels, levels[::-1], np.full_like(levels, 40_000)], axis=-1)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16[..., ::-1])  # a 16-bit RGB PNG: PIL's decoder keeps the high byte
+    assert np.abs(load_image(tmp_path / "rgb16.png") - rgb16 / 257).max() <= 1
+    assert np.array_equal(load_image(PIL.Image.fromarray(levels.astype(np.int32))), expected)  # mode I
+    assert np.array_equal(load_image(PIL.Image.fromarray((levels / 65535).astype(np.float32))), expected)  # mode F
+    for mode, values in (("I", levels.astype(np.int32) * 2), ("F", levels.astype(np.float32))):
+        with pytest.raises(MediaError, match=rf"the input image: mode {mode} pixels must lie in \[0, "):
+            load_image(PIL.Image.fromarray(values))
 
 
 def test_exif_orientation_is_applied(tmp_path):
