@@ -30,6 +30,7 @@ import sonic.data.preprocess as preprocess
 import sonic.data.segments as segments
 import sonic.data.tracking as tracking
 from sonic.config import PreprocessConfig
+from sonic.data.landmarks import FlowMeter, LandmarkTracker
 from sonic.data.layout import FPS, SEGMENTS, load_features
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
@@ -86,9 +87,10 @@ def instrument() -> dict[str, float]:
     tracking._detection_image = timed(stages, "decode", tracking._detection_image)
     preprocess.read_audio = timed(stages, "decode", preprocess.read_audio)
     DlibFaceDetector.__call__ = timed(stages, "face detection", DlibFaceDetector.__call__)
-    DlibFaceDetector.landmarks68 = timed(stages, "landmarks", DlibFaceDetector.landmarks68)
+    LandmarkTracker.__call__ = timed(stages, "landmarks", LandmarkTracker.__call__)
+    FlowMeter.add = timed(stages, "features", FlowMeter.add)
     segments.encode_audio = timed(stages, "features", segments.encode_audio)
-    segments.motion_buckets = timed(stages, "features", segments.motion_buckets)
+    segments.motion_labels = timed(stages, "features", segments.motion_labels)
     segments.crop_yuv420 = timed(stages, "writing", segments.crop_yuv420)
     VideoWriter.write = timed(stages, "writing", VideoWriter.write)
     VideoWriter.close = timed(stages, "writing", VideoWriter.close)

@@ -343,6 +343,8 @@ class TrainingConfig(ConfigBase):
     drop_audio: float = option(0.05, "probability of training a clip with the 'no audio' condition")
     drop_image: float = option(0.05, "probability of the 'no image' condition (zero CLIP embedding and latent)")
     drop_both: float = option(0.05, "probability of dropping audio and image together")
+    mouth_loss_weight: float = option(0.0, "extra loss weight inside the clip's mouth box (union of the mouth "
+                                      "landmarks' boxes): the loss there counts 1 + this; 0 = plain loss")  # fmt: skip
     # checkpoints, validation, logging
     checkpointing_steps: int = option(500, "save the training state every N optimiser steps")
     checkpoints_total_limit: int | None = option(3, "keep only the newest N checkpoints (None keeps all)")
@@ -370,7 +372,8 @@ class TrainingConfig(ConfigBase):
         self._check_resolution()
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
-        self._check_range("max_bucket", "max_landmark_jump", "max_flow_motion", "reference_margin", low=0)
+        self._check_range("max_bucket", "max_landmark_jump", "max_flow_motion", "reference_margin",
+                          "mouth_loss_weight", low=0)  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from sonic.conditioning import audio_token_windows, bucket_windows
 from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_features, load_labels, read_manifest
-from sonic.data.motion import MotionLimits, bucket_label, usable
+from sonic.data.motion import MOUTH, MotionLimits, bucket_label, usable
 from sonic.inputs import clip_input
 from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
 
@@ -106,8 +106,9 @@ def to_pixels(image: PIL.Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
 
 
-def mask_from_box(box: list[int], crop_size: int, resolution: int) -> torch.Tensor:
-    """The segment's face-mask rectangle (crop pixels) as a (1, resolution, resolution) 0/1 mask."""
+def mask_from_box(box: list[float], crop_size: int, resolution: int) -> torch.Tensor:
+    """A rectangle in crop pixels (the segment's face-mask box, a clip's mouth box) as a (1, resolution, resolution)
+    0/1 mask."""
     scale = resolution / crop_size
     x1, y1, x2, y2 = (round(v * scale) for v in box)
     mask = torch.zeros(1, resolution, resolution)
@@ -156,7 +157,8 @@ class SonicClipDataset(Dataset):
 
     def load(self, clip: Clip, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
         """audio_windows (F, 10, L + 1, C) and bucket_windows (F, 50, 1, C) fp32, buckets (2,) of the clip, what
-        :meth:`frame_inputs` returns for its frames and reference, and with ``video`` face_mask (1, R, R)."""
+        :meth:`frame_inputs` returns for its frames and reference, and with ``video`` face_mask (1, R, R) and
+        mouth_mask (1, R, R): the union of the mouth-landmark boxes (points 48-67) of the clip's frames."""
         record, folder = clip.segment, clip.segment.folder(self.root)
         features = load_features(folder)
         whisper = features["whisper"].float()
@@ -179,6 +181,9 @@ class SonicClipDataset(Dataset):
         sample.update(self.frame_inputs(record, frames, self.reference_frame(clip, rng)))
         if self.video:
             sample["face_mask"] = mask_from_box(record.mask_box, record.resolution, self.resolution)
+            mouth = features["landmarks"][frames][:, list(MOUTH)].reshape(-1, 2)
+            mouth_box = [*mouth.min(dim=0).values.tolist(), *mouth.max(dim=0).values.tolist()]
+            sample["mouth_mask"] = mask_from_box(mouth_box, record.resolution, self.resolution)
         return sample
 
     def reference_frame(self, clip: Clip, rng: np.random.Generator) -> int:

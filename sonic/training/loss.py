@@ -104,5 +104,9 @@ def compute_loss(
         batch["face_mask"].to(device),
     )
     denoised = c_skip * noisy + c_out * v.float()
-    per_clip = ((denoised - x0) ** 2).mean(dim=(1, 2, 3, 4)) * loss_weight(sigma)
+    error = (denoised - x0) ** 2
+    if config.mouth_loss_weight:  # 1 + w inside the clip's mouth box, 1 elsewhere
+        mouth = torch.nn.functional.interpolate(batch["mouth_mask"].to(device), size=x0.shape[-2:], mode="area")
+        error = error * (1 + config.mouth_loss_weight * mouth[:, None])
+    per_clip = error.mean(dim=(1, 2, 3, 4)) * loss_weight(sigma)
     return per_clip.mean(), {"sigma_mean": sigma.mean().item()}
