@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from safetensors.torch import save_file
 
 import sonic_preprocess
 from sonic.checkpoints import WHISPER_DIR, YOLOFACE_FILE
@@ -422,3 +423,17 @@ def test_plan_segments_cuts_to_the_audio_rejects_short_runs_and_accounts_for_eve
     assert all(plan.boxes.shape == (plan.stop - plan.start, 4) for plan in plans)
     x1, y1, x2, y2 = plans[0].crop
     assert x2 - x1 == y2 - y1 and min(x1, y1) >= 0 and x2 <= 640 and y2 <= 480
+
+
+def test_verify_reports_non_finite_features(dataset, tmp_path):
+    output, _ = dataset
+    damaged = tmp_path / "nan"
+    shutil.copytree(output, damaged)
+    row = by_source(damaged)["still.mp4"]
+    features = load_features(damaged / SEGMENTS / row["id"])
+    features["whisper"][3] = float("nan")
+    features["translation"][0] = float("inf")
+    save_file(features, str(damaged / SEGMENTS / row["id"] / "features.safetensors"))
+    problems = verify_dataset(damaged)
+    assert f"{row['id']}: features.safetensors: whisper has NaN or infinite values" in problems
+    assert any(p.startswith(f"{row['id']}: features.safetensors: translation must be finite") for p in problems)
