@@ -283,6 +283,7 @@ class PreprocessConfig(ConfigBase):
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TRAINABLE = ("full", "attention", "audio")
+CROP_ASPECTS = ("1:1", "9:16", "16:9")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 
@@ -304,13 +305,17 @@ class TrainingConfig(ConfigBase):
                             "or only the audio key/value projections", choices=TRAINABLE)  # fmt: skip
     train_audio2bucket: bool = option(False, "train audio2bucket (motion bucket regression) instead of the UNet")
     # samples
-    resolution: int = option(576, "side of the square training frames (the dataset crops are resized to it)")
+    resolution: int = option(576, "short side of the training frames (the dataset crops are resized to it)")
     num_frames: int = option(25, "generated frames per training clip (one inference window is 25)")
     fps: float = option(12.5, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
     window_stride: int = option(25, "25-fps frames between the starts of consecutive training clips of a segment")
     max_bucket: float = option(128.0, "clips whose head or expression label exceeds this are skipped (above_max)")
     max_landmark_jump: float = option(128.0, "clips whose landmark-jump score exceeds this are skipped")
     max_flow_motion: float = option(128.0, "clips whose optical-flow score exceeds this are skipped")
+    crop_aspects: list[str] = option(["1:1"], "aspect ratios of the training frames, one drawn per clip: 1:1, 9:16, "
+                                     "16:9 (short side = resolution, long side a multiple of 64, cut from the "
+                                     "segment's square crop around the face; preprocess with --expand-ratio 1.0 "
+                                     "for room around it); several need train_batch_size 1")  # fmt: skip
     reference_margin: int | None = option(25, "the reference frame is drawn within this many 25-fps frames of "
                                           "the clip (the lineage's rule); None: anywhere in the segment")  # fmt: skip
     # optimisation
@@ -378,6 +383,14 @@ class TrainingConfig(ConfigBase):
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
         if (self.validation_image is None) != (self.validation_audio is None):
             raise ConfigError("training.validation_image and validation_audio go together")
+        unknown = sorted(set(self.crop_aspects) - set(CROP_ASPECTS))
+        if unknown or not self.crop_aspects:
+            raise ConfigError(f"training.crop_aspects must be a non-empty list of {list(CROP_ASPECTS)}, got {unknown}")
+        if len(self.crop_aspects) > 1 and self.train_batch_size != 1:
+            raise ConfigError("training.crop_aspects: clips of several aspects cannot share a batch; use "
+                              "train_batch_size 1 with gradient_accumulation_steps (the lineage's 1 x 4)")  # fmt: skip
+        if self.cache_latents and self.crop_aspects != ["1:1"]:
+            raise ConfigError("training.cache_latents caches square frames: not with other crop_aspects")
         if self.cache_latents and self.train_audio2bucket:
             raise ConfigError("training.cache_latents caches the diffusion loss's inputs: not with train_audio2bucket")
 

@@ -23,7 +23,7 @@ import sonic_training
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
 from sonic.conditioning import preconditioning
 from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
-from sonic.data.dataset import SonicClipDataset
+from sonic.data.dataset import SonicClipDataset, View, aspect_view
 from sonic.data.layout import FEATURES, MANIFEST, VIDEO, load_features, read_manifest
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
@@ -378,3 +378,31 @@ def test_mouth_mask_covers_the_mouth_and_weights_the_loss(tiny_checkpoint, datas
     weighted = loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "mouth", max_train_steps=1,
                                       mouth_loss_weight=4.0)).losses[1]  # fmt: skip
     assert plain == again and weighted > plain  # same draws, the mouth's error counted 5x
+
+
+def test_multi_aspect_clips_cut_the_crop_around_the_face(tiny_checkpoint, dataset, tmp_path):
+    data = SonicClipDataset(
+        dataset, num_frames=FRAMES, resolution=RESOLUTION, window_stride=7, aspects=("9:16", "16:9")
+    )
+    shapes = set()
+    for index in range(6):
+        sample = data[index]
+        height, width = sample["pixels"].shape[-2:]
+        shapes.add((height, width))
+        assert sample["reference"].shape[-2:] == sample["face_mask"].shape[-2:] == (height, width)
+        assert sample["face_mask"].sum() > 0 and (sample["mouth_mask"] <= sample["face_mask"]).all()
+    assert shapes == {(128, 64), (64, 128)}  # short side 64, long side 64 * 16 / 9 rounded to a multiple of 64
+    # 64 x 128 frames (the long side rounded to a multiple of 64) need a 128 x 256 box; a face right of the
+    # centre pushes it against the crop's right edge
+    view = aspect_view("9:16", 256, 64, centre=(200.0, 128.0))
+    assert view == View((128.0, 0.0, 256.0, 256.0), (64, 128))
+    mask = view.mask([130.0, 40.0, 256.0, 100.0])  # crop pixels -> view pixels: x (130 - 128) / 2 = 1, y / 2
+    assert mask.shape == (1, 128, 64) and mask[0, 20:50, 1:64].all() and mask.sum() == 30 * 63
+    wide = aspect_view("16:9", 576, 576, centre=(288.0, 100.0))
+    assert wide.size == (1024, 576) and wide.box == (0.0, 0.0, 576.0, 324.0)
+    run = loop.train(make_config(tiny_checkpoint, dataset, tmp_path / "tall", max_train_steps=1, crop_aspects=["9:16"]))
+    assert math.isfinite(run.losses[1])
+    with pytest.raises(ConfigError, match="cannot share a batch"):
+        make_config(tiny_checkpoint, dataset, tmp_path, crop_aspects=["1:1", "9:16"], train_batch_size=2).validate()
+    with pytest.raises(ConfigError, match="caches square frames"):
+        make_config(tiny_checkpoint, dataset, tmp_path, crop_aspects=["9:16"], cache_latents=True).validate()

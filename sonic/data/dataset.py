@@ -93,27 +93,56 @@ def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     return frames
 
 
+@dataclass(frozen=True)
+class View:
+    """The part of a segment's square crop that a clip shows, and the size of its training frames: ``box``
+    (x1, y1, x2, y2) in crop pixels, ``size`` (width, height)."""
+
+    box: tuple[float, float, float, float]
+    size: tuple[int, int]
+
+    @classmethod
+    def square(cls, crop_side: int, resolution: int) -> View:
+        return cls((0.0, 0.0, float(crop_side), float(crop_side)), (resolution, resolution))
+
+    def image(self, frame: np.ndarray) -> PIL.Image.Image:
+        """RGB uint8 (H, W, 3) crop frame -> the view as a PIL image (LANCZOS, as inference resizes)."""
+        image = PIL.Image.fromarray(frame)
+        if self.box == (0, 0, image.width, image.height) and self.size == image.size:
+            return image
+        return image.resize(self.size, PIL.Image.LANCZOS, box=self.box)
+
+    def mask(self, box: list[float]) -> torch.Tensor:
+        """A rectangle in crop pixels (the face-mask box, a mouth box) as a (1, height, width) 0/1 mask of the view."""
+        (width, height), (x0, y0, x1, y1) = self.size, self.box
+        scale_x, scale_y = width / (x1 - x0), height / (y1 - y0)
+        left, right = (round((v - x0) * scale_x) for v in (box[0], box[2]))
+        top, bottom = (round((v - y0) * scale_y) for v in (box[1], box[3]))
+        mask = torch.zeros(1, height, width)
+        mask[:, max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = 1.0
+        return mask
+
+
+def aspect_view(aspect: str, crop_side: int, resolution: int, centre: tuple[float, float]) -> View:
+    """The view of aspect "W:H" (1:1, 9:16, 16:9): the short side of the frames is ``resolution`` and the long side
+    the nearest multiple of 64; the box spans the crop along the long side of the crop frame's aspect and is centred
+    on ``centre`` (the face) along the other, inside the crop."""
+    w, h = (int(part) for part in aspect.split(":"))
+    long = round(resolution * max(w, h) / min(w, h) / 64) * 64
+    size = (resolution, long) if h > w else (long, resolution) if w > h else (resolution, resolution)
+    extent = (crop_side * min(size[0] / size[1], 1.0), crop_side * min(size[1] / size[0], 1.0))
+    corner = [min(max(c - e / 2, 0.0), crop_side - e) for c, e in zip(centre, extent, strict=True)]
+    return View((corner[0], corner[1], corner[0] + extent[0], corner[1] + extent[1]), size)
+
+
 def resized(frame: np.ndarray, resolution: int) -> PIL.Image.Image:
-    """RGB uint8 (H, W, 3) -> a square PIL image of the training resolution (LANCZOS, as inference resizes)."""
-    image = PIL.Image.fromarray(frame)
-    return (
-        image if image.size == (resolution, resolution) else image.resize((resolution, resolution), PIL.Image.LANCZOS)
-    )
+    """RGB uint8 (H, W, 3) square crop frame -> a square PIL image of the training resolution."""
+    return View.square(frame.shape[1], resolution).image(frame)
 
 
 def to_pixels(image: PIL.Image.Image) -> torch.Tensor:
     """PIL RGB -> (3, H, W) in [-1, 1]."""
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-
-
-def mask_from_box(box: list[float], crop_size: int, resolution: int) -> torch.Tensor:
-    """A rectangle in crop pixels (the segment's face-mask box, a clip's mouth box) as a (1, resolution, resolution)
-    0/1 mask."""
-    scale = resolution / crop_size
-    x1, y1, x2, y2 = (round(v * scale) for v in box)
-    mask = torch.zeros(1, resolution, resolution)
-    mask[:, y1:y2, x1:x2] = 1.0
-    return mask
 
 
 class SonicClipDataset(Dataset):
@@ -130,9 +159,11 @@ class SonicClipDataset(Dataset):
         seed: int = 0,
         video: bool = True,
         reference_margin: int | None = 25,
+        aspects: tuple[str, ...] = ("1:1",),
     ):
         self.root, self.num_frames, self.resolution, self.step = Path(root), num_frames, resolution, step
         self.seed, self.video, self.epoch, self.reference_margin = seed, video, 0, reference_margin
+        self.aspects = tuple(aspects)
         self.span = (num_frames - 1) * step + 1
         limits = limits or MotionLimits()
         self.clips = list_clips(root, self.span, window_stride, limits)
@@ -178,13 +209,21 @@ class SonicClipDataset(Dataset):
             "segment": record.id,
         }
         frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []
-        sample.update(self.frame_inputs(record, frames, self.reference_frame(clip, rng)))
+        view = self.view(record, rng)
+        sample.update(self.frame_inputs(record, frames, self.reference_frame(clip, rng), view))
         if self.video:
-            sample["face_mask"] = mask_from_box(record.mask_box, record.resolution, self.resolution)
+            sample["face_mask"] = view.mask(record.mask_box)
             mouth = features["landmarks"][frames][:, list(MOUTH)].reshape(-1, 2)
-            mouth_box = [*mouth.min(dim=0).values.tolist(), *mouth.max(dim=0).values.tolist()]
-            sample["mouth_mask"] = mask_from_box(mouth_box, record.resolution, self.resolution)
+            sample["mouth_mask"] = view.mask([*mouth.min(dim=0).values.tolist(), *mouth.max(dim=0).values.tolist()])
         return sample
+
+    def view(self, segment: SegmentRecord, rng: np.random.Generator) -> View:
+        """The whole square crop, or with several ``aspects`` one drawn at random, centred on the face mask."""
+        if self.aspects == ("1:1",):
+            return View.square(segment.resolution, self.resolution)
+        aspect = self.aspects[int(rng.integers(len(self.aspects)))] if len(self.aspects) > 1 else self.aspects[0]
+        x1, y1, x2, y2 = segment.mask_box
+        return aspect_view(aspect, segment.resolution, self.resolution, ((x1 + x2) / 2, (y1 + y2) / 2))
 
     def reference_frame(self, clip: Clip, rng: np.random.Generator) -> int:
         """A random frame within ``reference_margin`` frames of the clip, clamped to the segment (None: anywhere)."""
@@ -195,13 +234,16 @@ class SonicClipDataset(Dataset):
         high = min(clip.start + self.span - 1 + self.reference_margin, last)
         return int(rng.integers(low, high + 1))
 
-    def frame_inputs(self, segment: SegmentRecord, frames: list[int], reference: int) -> dict[str, torch.Tensor]:
-        """clip_pixels (3, 224, 224) of the reference frame; with ``video`` also pixels (F, 3, R, R) of ``frames`` and
-        reference (3, R, R), in [-1, 1]. Overridden by the latent cache (sonic.training.latent_cache)."""
+    def frame_inputs(
+        self, segment: SegmentRecord, frames: list[int], reference: int, view: View
+    ) -> dict[str, torch.Tensor]:
+        """clip_pixels (3, 224, 224) of the reference frame; with ``video`` also pixels (F, 3, H, W) of ``frames`` and
+        reference (3, H, W) in the ``view``, in [-1, 1]. Overridden by the latent cache (sonic.training.latent_cache),
+        which holds square views only."""
         images = read_frames(segment.folder(self.root) / VIDEO, [*frames, reference])
-        reference_image = resized(images[reference], self.resolution)
+        reference_image = view.image(images[reference])
         inputs = {"clip_pixels": clip_input(reference_image)[0]}
         if self.video:
-            inputs["pixels"] = torch.stack([to_pixels(resized(images[i], self.resolution)) for i in frames])
+            inputs["pixels"] = torch.stack([to_pixels(view.image(images[i])) for i in frames])
             inputs["reference"] = to_pixels(reference_image)
         return inputs

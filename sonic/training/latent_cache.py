@@ -31,7 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from sonic.data.dataset import SonicClipDataset, resized, to_pixels, video_frames
+from sonic.data.dataset import SonicClipDataset, View, resized, to_pixels, video_frames
 from sonic.data.layout import VIDEO, SegmentRecord
 from sonic.inputs import clip_input
 from sonic.training.loss import VAE_CHUNK, clip_embeddings, vae_modes
@@ -64,8 +64,11 @@ class CachedClipDataset(SonicClipDataset):
         """The segments with at least one clip, each once, in dataset order."""
         return list({clip.segment.id: clip.segment for clip in self.clips}.values())
 
-    def frame_inputs(self, segment: SegmentRecord, frames: list[int], reference: int) -> dict[str, torch.Tensor]:
+    def frame_inputs(
+        self, segment: SegmentRecord, frames: list[int], reference: int, view: View
+    ) -> dict[str, torch.Tensor]:
         """latents (F, 4, h, w) of ``frames``; reference_latent (4, h, w) and clip_embeds (D,) of the reference."""
+        assert view == View.square(segment.resolution, self.resolution), "the latent cache holds square views only"
         with safe_open(self.cache_file(segment), "pt") as file:
             latents = file.get_slice(LATENTS)
             return {

@@ -128,7 +128,7 @@ def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoade
     dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
                             config.window_stride, MotionLimits.of(config), config.seed,
                             video=not config.train_audio2bucket, reference_margin=config.reference_margin,
-                            **cache)  # fmt: skip
+                            aspects=tuple(config.crop_aspects), **cache)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
     if len(loader) == 0:
