@@ -24,7 +24,7 @@ import sonic.pipeline
 from sonic.api import TORCH_DTYPES
 from sonic.io import VideoWriter
 from sonic.models.unet import SonicUNet
-from sonic.models.whisper import SAMPLE_RATE
+from sonic.timing import SAMPLE_RATE
 
 PEAK_TFLOPS = {"H100 SXM dense fp16/bf16": 989.0, "H200 bf16 measured here": 790.0}
 

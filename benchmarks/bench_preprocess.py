@@ -31,9 +31,10 @@ import sonic.data.segments as segments
 import sonic.data.tracking as tracking
 from sonic.config import PreprocessConfig
 from sonic.data.landmarks import FlowMeter, LandmarkTracker
-from sonic.data.layout import FPS, SEGMENTS, load_features
+from sonic.data.layout import SEGMENTS, load_features
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
+from sonic.timing import VIDEO_FPS
 from tests.media import make_talking_video
 
 STAGES = ("decode", "face detection", "landmarks", "features", "writing")
@@ -109,7 +110,7 @@ def run(video: Path, checkpoint: Path, stride: int, preset: str, out: Path, stag
     wall = time.perf_counter() - start
     assert result.manifest, result.failures
     features = load_features(out / SEGMENTS / result.manifest[0]["id"])
-    seconds = result.frames / FPS
+    seconds = result.frames / VIDEO_FPS
     split = {name: round(stages[name] / seconds, 4) for name in STAGES}
     split["other"] = round((wall - sum(stages.values())) / seconds, 4)
     return {

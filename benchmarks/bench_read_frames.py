@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from sonic.data.dataset import read_frames, video_frames
-from sonic.data.layout import FPS
 from sonic.data.segments import KEYFRAME_INTERVAL
 from sonic.io import VideoWriter
+from sonic.timing import VIDEO_FPS
 
 
 def read_from_start(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
@@ -38,7 +38,7 @@ def read_from_start(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
 def write_segment(path: Path, num_frames: int, resolution: int, keyframe_interval: int) -> None:
     texture = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     texture = cv2.resize(texture, (resolution, resolution), interpolation=cv2.INTER_CUBIC)
-    with VideoWriter(path, fps=FPS, preset="veryfast", threads=1, keyframe_interval=keyframe_interval) as writer:
+    with VideoWriter(path, fps=VIDEO_FPS, preset="veryfast", threads=1, keyframe_interval=keyframe_interval) as writer:
         for index in range(num_frames):
             writer.write(np.roll(texture, index, axis=1))
 
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10, help="random clips read per reader")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    num_frames, rng = round(args.seconds * FPS), np.random.default_rng(1)
+    num_frames, rng = round(args.seconds * VIDEO_FPS), np.random.default_rng(1)
     clips = []
     for _ in range(args.samples):
         start = int(rng.integers(0, num_frames - 49))

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import torch
 
-from sonic.models.whisper import SAMPLE_RATE
 from sonic.pipeline import SonicPipeline
+from sonic.timing import SAMPLE_RATE
 
 
 def main() -> None:

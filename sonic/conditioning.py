@@ -14,14 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
+from sonic.timing import GENERATION_STEP, TOKENS_PER_VIDEO_FRAME
 
 AUDIO_WINDOW = (4, 6)  # tokens before / after a frame's first token, audio2token input
 BUCKET_WINDOW = (24, 26)  # tokens before / after a frame's first token, audio2bucket input
 BUCKET_SCALE = 16.0  # bucket = 16 * audio2bucket output + 16
 
 
-def num_generated_frames(num_video_frames: int, step: int = 2) -> int:
+def num_generated_frames(num_video_frames: int, step: int = GENERATION_STEP) -> int:
     """Frames Sonic generates for audio covering ``num_video_frames`` 25-fps frames."""
     return num_video_frames // step
 
@@ -30,7 +30,7 @@ def frame_windows(
     hidden_states: torch.Tensor,
     frame_indices: torch.Tensor,
     window: tuple[int, int],
-    step: int = 2,
+    step: int = GENERATION_STEP,
 ) -> torch.Tensor:
     """Gathers each generated frame's token window: (T, L, C) -> (len(frame_indices), before + after, L, C).
 
@@ -46,12 +46,16 @@ def frame_windows(
     return padded[index]
 
 
-def audio_token_windows(hidden_states: torch.Tensor, frame_indices: torch.Tensor, step: int = 2) -> torch.Tensor:
+def audio_token_windows(
+    hidden_states: torch.Tensor, frame_indices: torch.Tensor, step: int = GENERATION_STEP
+) -> torch.Tensor:
     """audio2token input: all hidden states, 10 tokens per frame -> (N, 10, L, C)."""
     return frame_windows(hidden_states, frame_indices, AUDIO_WINDOW, step)
 
 
-def bucket_windows(hidden_states: torch.Tensor, frame_indices: torch.Tensor, step: int = 2) -> torch.Tensor:
+def bucket_windows(
+    hidden_states: torch.Tensor, frame_indices: torch.Tensor, step: int = GENERATION_STEP
+) -> torch.Tensor:
     """audio2bucket input: the last hidden state, 50 tokens per frame -> (N, 50, 1, C)."""
     return frame_windows(hidden_states[:, -1:], frame_indices, BUCKET_WINDOW, step)
 

@@ -12,26 +12,29 @@ import argparse
 import dataclasses
 import functools
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
 
+from sonic import timing
 from sonic.config_types import type_mismatch, without_none
+from sonic.errors import UserError
 
 C = TypeVar("C", bound="ConfigBase")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value a user gave is invalid (message names the field)."""
 
 
 def frame_step(fps: float) -> int:
-    """25-fps video frames per generated frame (2 at Sonic's 12.5 fps); ``fps`` must be 25 / k for a whole k."""
-    step = 25.0 / fps
-    if step < 1 or step != round(step):
-        raise ConfigError(f"fps must be 25 / k for a whole k (12.5, 25, ...), got {fps}")
-    return round(step)
+    """:func:`sonic.timing.frame_step` with a :class:`ConfigError` for a frame rate that is not 25 / k."""
+    try:
+        return timing.frame_step(fps)
+    except timing.TimingError as error:
+        raise ConfigError(str(error)) from None
 
 
 def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True) -> Any:
@@ -110,14 +113,32 @@ def _field_types(cls: type[ConfigBase]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _flag_kwargs(annotation: Any) -> dict[str, Any]:
+def _flag_kwargs(annotation: Any, choices: tuple | None) -> dict[str, Any]:
     """argparse keywords for a field annotation such as ``int``, ``float | None``, ``bool`` or ``list[float]``."""
     annotation, _ = without_none(annotation)
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(annotation) in (list, tuple):
-        return {"type": typing.get_args(annotation)[0], "nargs": "+"}
-    return {"type": annotation}
+        return {"type": _comma_items(typing.get_args(annotation)[0]), "nargs": "+", "action": _JoinItems}
+    return {"type": annotation, "choices": choices}
+
+
+def _comma_items(item_type: type) -> Callable[[str], list]:
+    """An argparse ``type`` that reads one word as comma-separated items (``100,60,220,210`` -> four floats)."""
+
+    def items(word: str) -> list:
+        return [item_type(part) for part in word.split(",")]
+
+    items.__name__ = item_type.__name__  # argparse names it in "invalid float value: 'x'"
+    return items
+
+
+class _JoinItems(argparse.Action):
+    """A list flag's items, separated by spaces, commas or both (``--face-box 100 60 220 210`` = ``100,60,220,210``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        setattr(namespace, self.dest, [item for word in values for item in word])
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: tuple[str, ...] = ()) -> None:
@@ -129,9 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: 
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         names = dict.fromkeys([f"--{field.name.replace('_', '-')}", f"--{field.name}"])
-        kwargs = _flag_kwargs(hints[field.name])
-        if "type" in kwargs:
-            kwargs["choices"] = field.metadata.get("choices")
+        kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))
         help_text = f"{field.metadata['help']} (default: {default})"
         group.add_argument(*names, dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
 
@@ -172,7 +191,7 @@ class InferenceConfig(ConfigBase):
     shift_offset: int = option(7, "time-aware position shift per step, in frames")
     resolution: int = option(512, "short side of the generated video (rounded to a multiple of 64)")
     crop: bool = option(False, "crop the portrait to a square around the face before generating")
-    face_box: list[float] | None = option(None, "face box x1 y1 x2 y2 in image pixels (skips face detection)")
+    face_box: list[float] | None = option(None, "face box x1 y1 x2 y2 or x1,y1,x2,y2 in image pixels (no detection)")
     interpolation: bool = option(True, "RIFE-interpolate 12.5 fps to 25 fps (needs RIFE/flownet.pkl)")
     decode_chunk_size: int = option(8, "frames per VAE decode call (lower = less memory)")
 
@@ -306,8 +325,8 @@ class TrainingConfig(ConfigBase):
     train_audio2bucket: bool = option(False, "train audio2bucket (motion bucket regression) instead of the UNet")
     # samples
     resolution: int = option(576, "short side of the training frames (the dataset crops are resized to it)")
-    num_frames: int = option(25, "generated frames per training clip (one inference window is 25)")
-    fps: float = option(12.5, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
+    num_frames: int = option(timing.WINDOW_FRAMES, "generated frames per training clip (one inference window is 25)")
+    fps: float = option(timing.GENERATION_FPS, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
     window_stride: int = option(25, "25-fps frames between the starts of consecutive training clips of a segment")
     max_bucket: float = option(128.0, "clips whose head or expression label exceeds this are skipped (above_max)")
     max_landmark_jump: float = option(128.0, "clips whose landmark-jump score exceeds this are skipped")

@@ -16,7 +16,8 @@ from sonic.config import ConfigError
 from sonic.images import load_image
 from sonic.io import MediaError, load_audio
 from sonic.models.faces import FaceDetector, largest_face
-from sonic.models.whisper import SAMPLE_RATE, AudioFeatures, encode_audio
+from sonic.models.whisper import AudioFeatures, encode_audio
+from sonic.timing import SAMPLE_RATE
 
 AudioInput = str | Path | tuple[np.ndarray, int] | AudioFeatures
 CLIP_SIZE = 224

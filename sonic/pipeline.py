@@ -37,6 +37,7 @@ from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
+from sonic.timing import GENERATION_FPS
 
 logger = logging.get_logger(__name__)
 
@@ -125,7 +126,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         face_box: tuple[float, float, float, float] | None = None,
         crop: bool = False,
         i2i_noise_strength: float = 1.0,
-        fps: float = 12.5,
+        fps: float = GENERATION_FPS,
         decode_chunk_size: int = 8,
         interpolate: bool = True,
         generator: torch.Generator | None = None,

@@ -14,7 +14,8 @@ from sonic.conditioning import (
     to_buckets,
 )
 from sonic.io import MediaError, load_audio
-from sonic.models.whisper import CHUNK_SAMPLES, SAMPLE_RATE, encode_audio
+from sonic.models.whisper import CHUNK_SAMPLES, encode_audio
+from sonic.timing import SAMPLE_RATE
 from tests.conftest import EXAMPLES
 
 

@@ -9,7 +9,6 @@ from sonic.data.motion import (
     FACE_FROM_RIGID,
     MOUTH,
     NOSE_TIP,
-    WINDOW_SPAN,
     MotionLimits,
     bucket_label,
     exclusions,
@@ -23,6 +22,7 @@ from sonic.data.motion import (
     usable,
     windows,
 )
+from sonic.timing import WINDOW_SPAN
 
 NUM_FRAMES = 75
 FITS = NUM_FRAMES - WINDOW_SPAN + 1

@@ -9,8 +9,9 @@ import torch
 from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, to_buckets
 from sonic.inputs import prepare_reference
 from sonic.io import MediaError, VideoWriter, read_video_info
-from sonic.models.whisper import SAMPLE_RATE, AudioFeatures
+from sonic.models.whisper import AudioFeatures
 from sonic.pipeline import SonicPipeline
+from sonic.timing import SAMPLE_RATE
 from tests.conftest import EXAMPLES
 
 PORTRAIT = EXAMPLES / "portrait.jpg"

@@ -25,6 +25,7 @@ from sonic.conditioning import preconditioning
 from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.data.dataset import SonicClipDataset, View, aspect_view
 from sonic.data.layout import FEATURES, MANIFEST, VIDEO, load_features, read_manifest
+from sonic.data.motion import bucket_label, expression_motion, head_motion
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
@@ -71,7 +72,9 @@ def make_config(tiny_checkpoint: Path, data_root: Path, output_dir: Path, **over
 # ------------------------------------------------------------------------------------------------------ data
 def test_clips_and_audio_context(dataset: Path):
     data = SonicClipDataset(dataset, num_frames=FRAMES, resolution=RESOLUTION, window_stride=1)
-    assert len(data) == 2 * 14  # the 25-frame (49 source frames) bucket window fits at starts 0..13 of 62 frames
+    assert len(data) == 2 * 56  # the 4-frame (7 source frames) window fits at starts 0..55 of 62 frames
+    full = SonicClipDataset(dataset, num_frames=25, resolution=RESOLUTION, window_stride=1)
+    assert len(full) == 2 * 14  # Sonic's 25-frame window (49 source frames): starts 0..13, the stored labels
     clip = data.clips[5]
     sample = data.load(clip, np.random.default_rng(0))
     assert sample["pixels"].shape == (FRAMES, 3, RESOLUTION, RESOLUTION) and sample["reference"].shape[0] == 3
@@ -406,3 +409,19 @@ def test_multi_aspect_clips_cut_the_crop_around_the_face(tiny_checkpoint, datase
         make_config(tiny_checkpoint, dataset, tmp_path, crop_aspects=["1:1", "9:16"], train_batch_size=2).validate()
     with pytest.raises(ConfigError, match="caches square frames"):
         make_config(tiny_checkpoint, dataset, tmp_path, crop_aspects=["9:16"], cache_latents=True).validate()
+
+
+def test_labels_follow_the_clip_window(dataset: Path):
+    """Stored labels describe the 25-frame step-2 window; other windows are recomputed from the stored landmarks."""
+    record = read_manifest(dataset)[0]
+    features = load_features(record.folder(dataset))
+    full = SonicClipDataset(dataset, num_frames=25, resolution=RESOLUTION, window_stride=5)
+    stored = [(bucket_label(features["translation"][s]), bucket_label(features["expression"][s])) for s in (0, 5, 10)]
+    assert [clip.buckets for clip in full.clips if clip.segment == record] == stored
+    short = SonicClipDataset(dataset, num_frames=FRAMES, resolution=RESOLUTION, window_stride=5)
+    landmarks = features["landmarks"].numpy()
+    head, expression = head_motion(landmarks, FRAMES, 2), expression_motion(landmarks, FRAMES, 2)
+    recomputed = [(bucket_label(head[s]), bucket_label(expression[s])) for s in range(0, record.num_frames - 6, 5)]
+    assert [clip.buckets for clip in short.clips if clip.segment == record] == recomputed
+    summary = json.loads((dataset / "summary.json").read_text())
+    assert summary["clip"] == {"video_fps": 25.0, "label_window_frames": 25, "label_step": 2}

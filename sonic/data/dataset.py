@@ -28,10 +28,26 @@ from safetensors import SafetensorError
 from torch.utils.data import Dataset
 
 from sonic.conditioning import audio_token_windows, bucket_windows
-from sonic.data.layout import FPS, VIDEO, SegmentRecord, load_features, load_labels, read_manifest
-from sonic.data.motion import MOUTH, MotionLimits, bucket_label, usable
+from sonic.data.layout import (
+    VIDEO,
+    SegmentRecord,
+    load_features,
+    load_labels,
+    load_landmarks,
+    read_clip_definition,
+    read_manifest,
+)
+from sonic.data.motion import (
+    MOUTH,
+    MotionLimits,
+    bucket_label,
+    expression_motion,
+    head_motion,
+    landmark_jump,
+    usable,
+)
 from sonic.inputs import clip_input
-from sonic.models.whisper import TOKENS_PER_VIDEO_FRAME
+from sonic.timing import GENERATION_STEP, TOKENS_PER_VIDEO_FRAME, VIDEO_FPS, WINDOW_FRAMES, window_span
 
 logger = logging.getLogger(__name__)
 SEEK_GAP = 50  # frames: a wanted frame further ahead is reached by seeking (about one keyframe interval)
@@ -44,19 +60,40 @@ class Clip:
 
     segment: SegmentRecord
     start: int
+    buckets: tuple[float, float]  # (translation, expression) of the clip's window, integers in [0, 128]
 
 
-def list_clips(root: str | Path, span: int, window_stride: int, limits: MotionLimits) -> list[Clip]:
-    """The usable clips of a dataset; ``span`` = 25-fps frames a clip covers. Reads every segment's labels once."""
-    clips = []
+def clip_labels(folder: Path, num_frames: int, step: int, stored: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The motion labels of the window of ``num_frames`` frames every ``step``-th frame at each start: the stored
+    ones when that is the window preprocessing labelled (``stored``), else recomputed from the stored landmarks
+    (``flow_motion`` then stays the stored window's: the flow of other steps is not kept)."""
+    labels = load_labels(folder)
+    if (num_frames, step) == stored:
+        return labels
+    landmarks = load_landmarks(folder)
+    recomputed = {name: function(landmarks, num_frames, step) for name, function in (
+        ("translation", head_motion), ("expression", expression_motion), ("landmark_jump", landmark_jump))}  # fmt: skip
+    return {**labels, **recomputed}
+
+
+def list_clips(root: str | Path, num_frames: int, step: int, window_stride: int, limits: MotionLimits) -> list[Clip]:
+    """The usable clips of a dataset, with their buckets. Reads every segment's labels once."""
+    definition = read_clip_definition(root)
+    if definition["video_fps"] != VIDEO_FPS:
+        raise ValueError(f"{root}: labelled at {definition['video_fps']} fps video; this version reads {VIDEO_FPS}")
+    stored = (int(definition["label_window_frames"]), int(definition["label_step"]))
+    span, clips = window_span(num_frames, step), []
     for record in read_manifest(root):
         try:
-            fits = usable(load_labels(record.folder(root)), limits)
+            labels = clip_labels(record.folder(root), num_frames, step, stored)
         except (OSError, SafetensorError) as error:
             logger.warning("skipping segment %s: %s", record.folder(root), error)
             continue
-        starts = range(0, record.num_frames - span + 1, window_stride)
-        clips.extend(Clip(record, start) for start in starts if fits[start])
+        fits = usable(labels, limits)
+        for start in range(0, record.num_frames - span + 1, window_stride):
+            if fits[start]:
+                buckets = (bucket_label(labels["translation"][start]), bucket_label(labels["expression"][start]))
+                clips.append(Clip(record, start, buckets))
     return clips
 
 
@@ -79,9 +116,9 @@ def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
         stream = container.streams.video[0]
         stream.thread_count = 1
         while pending:
-            container.seek(round(pending[0] / FPS / stream.time_base), stream=stream, backward=True)
+            container.seek(round(pending[0] / VIDEO_FPS / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
-                position = round(frame.time * FPS)
+                position = round(frame.time * VIDEO_FPS)
                 if position > pending[0]:
                     raise ValueError(f"{path}: frame {pending[0]} is missing (the video jumps to {position})")
                 if position == pending[0]:
@@ -151,9 +188,9 @@ class SonicClipDataset(Dataset):
     def __init__(
         self,
         root: str | Path,
-        num_frames: int = 25,
+        num_frames: int = WINDOW_FRAMES,
         resolution: int = 576,
-        step: int = 2,
+        step: int = GENERATION_STEP,
         window_stride: int = 25,
         limits: MotionLimits | None = None,
         seed: int = 0,
@@ -164,9 +201,9 @@ class SonicClipDataset(Dataset):
         self.root, self.num_frames, self.resolution, self.step = Path(root), num_frames, resolution, step
         self.seed, self.video, self.epoch, self.reference_margin = seed, video, 0, reference_margin
         self.aspects = tuple(aspects)
-        self.span = (num_frames - 1) * step + 1
+        self.span = window_span(num_frames, step)
         limits = limits or MotionLimits()
-        self.clips = list_clips(root, self.span, window_stride, limits)
+        self.clips = list_clips(root, num_frames, step, window_stride, limits)
         if not self.clips:
             raise ValueError(f"{root}: no usable clip of {num_frames} frames at step {step} ({limits})")
 
@@ -203,9 +240,7 @@ class SonicClipDataset(Dataset):
         sample = {
             "audio_windows": audio_token_windows(whisper, positions, self.step),
             "bucket_windows": bucket_windows(whisper, positions, self.step),
-            "buckets": torch.tensor(
-                [bucket_label(float(features[key][clip.start])) for key in ("translation", "expression")]
-            ),
+            "buckets": torch.tensor(clip.buckets),
             "segment": record.id,
         }
         frames = [clip.start + i * self.step for i in range(self.num_frames)] if self.video else []

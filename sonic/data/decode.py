@@ -21,8 +21,8 @@ import av
 import cv2
 import numpy as np
 
-from sonic.data.layout import FPS, SAMPLE_RATE
 from sonic.io import MediaError
+from sonic.timing import SAMPLE_RATE, VIDEO_FPS
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _start_time(stream: av.stream.Stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
 
 
-def decode_frames(path: str | Path, fps: float = FPS, deblock: bool = True) -> Iterator[av.VideoFrame]:
+def decode_frames(path: str | Path, fps: float = VIDEO_FPS, deblock: bool = True) -> Iterator[av.VideoFrame]:
     """Decoded frames resampled to ``fps`` by timestamp (a frame repeats or is skipped); :class:`MediaError` on decode
     errors. Read them with :func:`luma`, :func:`grey`, :func:`crop_yuv420` or :func:`to_rgb`.
 

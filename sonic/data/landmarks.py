@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 
 from sonic.data.decode import full_range
-from sonic.data.motion import WINDOW_STEP, face_box_from_landmarks
+from sonic.data.motion import face_box_from_landmarks
 from sonic.data.tracking import iou
 from sonic.models.faces import DlibFaceDetector
+from sonic.timing import GENERATION_STEP
 
 Box = tuple[float, float, float, float]
 FACE_SIDE = 256  # px: the face box side the shape predictor sees (the face size of a 512-px training crop)
@@ -81,7 +82,7 @@ class FlowMeter:
     the value does not depend on the dataset resolution.
     """
 
-    def __init__(self, step: int = WINDOW_STEP) -> None:
+    def __init__(self, step: int = GENERATION_STEP) -> None:
         self.step = step
         self.recent: deque[np.ndarray] = deque(maxlen=step)
         self.values: list[float] = []

@@ -30,9 +30,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sonic.data.motion import LABELS
+from sonic.timing import GENERATION_STEP, VIDEO_FPS, WINDOW_FRAMES
 
-FPS = 25.0
-SAMPLE_RATE = 16_000
 MANIFEST, FAILURES, SUMMARY, SEGMENTS = "manifest.jsonl", "failures.jsonl", "summary.json", "segments"
 VIDEO, AUDIO, FEATURES, META = "video.mp4", "audio.wav", "features.safetensors", "meta.json"
 PROCESSED, SHARDS, SUMMARY_PLOT = "processed.jsonl", "shards", "summary.png"
@@ -65,7 +64,7 @@ class SegmentRecord:
 
     @property
     def duration(self) -> float:
-        return self.num_frames / FPS
+        return self.num_frames / VIDEO_FPS
 
     def folder(self, dataset: str | Path) -> Path:
         return Path(dataset) / SEGMENTS / self.id
@@ -88,9 +87,27 @@ def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
     return records
 
 
+def load_landmarks(folder: str | Path) -> np.ndarray:
+    """One segment's (N, 68, 2) landmarks in crop pixels, read without the rest of its features."""
+    with safe_open(str(Path(folder) / FEATURES), framework="np") as features:
+        return features.get_tensor("landmarks")
+
+
 def load_features(folder: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of one segment's ``features.safetensors`` (keys as in FEATURE_KEYS)."""
     return load_file(Path(folder) / FEATURES)
+
+
+def clip_definition() -> dict[str, float]:
+    """The time base the labels of a dataset written now refer to (recorded in summary.json as ``clip``)."""
+    return {"video_fps": VIDEO_FPS, "label_window_frames": WINDOW_FRAMES, "label_step": GENERATION_STEP}
+
+
+def read_clip_definition(dataset: str | Path) -> dict[str, float]:
+    """The ``clip`` entry of a dataset's summary.json (datasets written before it was recorded used today's)."""
+    path = Path(dataset) / SUMMARY
+    recorded = json.loads(path.read_text()).get("clip") if path.is_file() else None
+    return recorded or clip_definition()
 
 
 def load_labels(folder: str | Path) -> dict[str, np.ndarray]:

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_FRAMES = 25  # generated frames per window
-WINDOW_STEP = 2  # 25 fps -> 12.5 fps
-WINDOW_SPAN = (WINDOW_FRAMES - 1) * WINDOW_STEP + 1  # 49 source frames
+from sonic.timing import GENERATION_STEP, WINDOW_FRAMES, window_span
+
 MAX_BUCKET = 128.0  # the paper's bucket range [0, 128]
 NOSE_TIP = 30  # 68-point iBUG scheme
 MOUTH = range(48, 68)
@@ -55,9 +54,9 @@ class MotionLimits:
         return cls(config.max_bucket, config.max_landmark_jump, config.max_flow_motion)
 
 
-def windows(values: np.ndarray, frames: int = WINDOW_FRAMES, step: int = WINDOW_STEP) -> np.ndarray:
+def windows(values: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
     """(N, ...) -> (N - span + 1, frames, ...): the strided window starting at every frame where it fits (a view)."""
-    span = (frames - 1) * step + 1
+    span = window_span(frames, step)
     if len(values) < span:
         return np.empty((0, frames, *values.shape[1:]), dtype=values.dtype)
     view = np.lib.stride_tricks.sliding_window_view(values, span, axis=0)  # (N - span + 1, ..., span)
@@ -91,20 +90,20 @@ def _deviation(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points - points.mean(axis=1, keepdims=True), axis=-1).mean(axis=(1, 2))
 
 
-def head_motion(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = WINDOW_STEP) -> np.ndarray:
+def head_motion(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
     """(N, 68, 2) -> (N,) head bucket per window start (NaN where the window does not fit)."""
     view, diagonal = _landmark_windows(landmarks, frames, step)
     return _pad_to_frames(HEAD_SCALE * _deviation(view[:, :, NOSE_TIP : NOSE_TIP + 1]) / diagonal, len(landmarks))
 
 
-def expression_motion(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = WINDOW_STEP) -> np.ndarray:
+def expression_motion(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
     """(N, 68, 2) -> (N,) expression bucket per window start: landmark motion relative to the nose tip."""
     view, diagonal = _landmark_windows(landmarks, frames, step)
     relative = view - view[:, :, NOSE_TIP : NOSE_TIP + 1]
     return _pad_to_frames(EXPRESSION_SCALE * _deviation(relative) / diagonal, len(landmarks))
 
 
-def landmark_jump(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = WINDOW_STEP) -> np.ndarray:
+def landmark_jump(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
     """(N, 68, 2) -> (N,) 32 x max / mean landmark speed per window start (0 for a still track)."""
     view, diagonal = _landmark_windows(landmarks, frames, step)
     speed = np.linalg.norm(np.diff(view, axis=1), axis=-1).mean(axis=2) / diagonal[:, None]  # (W, T - 1)
@@ -113,12 +112,12 @@ def landmark_jump(landmarks: np.ndarray, frames: int = WINDOW_FRAMES, step: int 
     return _pad_to_frames(JUMP_SCALE * ratio, len(landmarks))
 
 
-def flow_motion(pair_flow: np.ndarray, frames: int = WINDOW_FRAMES, step: int = WINDOW_STEP) -> np.ndarray:
+def flow_motion(pair_flow: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
     """(N,) mean flow magnitude from frame i to i + step, in crop sides (NaN for the last ``step`` frames) -> (N,)
     flow score per window start: the mean over the window's ``frames - 1`` steps, x ``FLOW_SCALE``."""
     pair_flow = np.asarray(pair_flow, dtype=np.float64)
     steps = windows(pair_flow, frames - 1, step)  # flows s -> s + step, ..., s + span - 1 - step -> s + span - 1
-    fits = max(len(pair_flow) - (frames - 1) * step, 0)  # windows whose last frame exists
+    fits = max(len(pair_flow) - window_span(frames, step) + 1, 0)  # windows whose last frame exists
     return _pad_to_frames(FLOW_SCALE * steps[:fits].mean(axis=1), len(pair_flow))
 
 

@@ -33,14 +33,14 @@ from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
-from sonic.data.layout import FPS, SEGMENTS
+from sonic.data.layout import SEGMENTS
 from sonic.data.ledger import Ledger, write_failure
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
 from sonic.data.summary import summary_line, write_summary
 from sonic.inputs import SILENCE
 from sonic.io import MediaError
 from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector
-from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME
+from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,10 @@ def plan_segments(
 ) -> tuple[list[SegmentPlan], list[dict]]:
     """Usable runs (cut to the audio, split when long) -> segment plans; the rest -> failure lines. Every frame of
     the video ends up in exactly one plan or failure span."""
-    min_frames, max_frames = math.ceil(config.min_segment_seconds * FPS), round(config.max_segment_seconds * FPS)
+    min_frames, max_frames = (
+        math.ceil(config.min_segment_seconds * VIDEO_FPS),
+        round(config.max_segment_seconds * VIDEO_FPS),
+    )
     plans, failures = [], []
     for span in tracking.spans(scan.detections, config):
         if span.status != tracking.OK:
@@ -142,12 +145,12 @@ def plan_segments(
             continue
         stop = max(min(span.stop, audio_frames), span.start)
         if stop < span.stop:
-            detail = f"frames {stop}-{span.stop - 1} lie after the end of the audio ({audio_frames / FPS:.2f} s)"
+            detail = f"frames {stop}-{span.stop - 1} lie after the end of the audio ({audio_frames / VIDEO_FPS:.2f} s)"
             failures.append(failure(source, NO_AUDIO, detail, (stop, span.stop)))
         boxes = tracking.interpolate_boxes(scan.detections, span.start, span.stop)
         for start, end in split_run(span.start, stop, max_frames) if stop > span.start else ():
             if end - start < min_frames:
-                detail = f"{(end - start) / FPS:.2f} s of usable face and audio < {config.min_segment_seconds} s"
+                detail = f"{(end - start) / VIDEO_FPS:.2f} s of usable face and audio < {config.min_segment_seconds} s"
                 failures.append(failure(source, TOO_SHORT, detail, (start, end)))
                 continue
             part = boxes[start - span.start : end - span.start]
@@ -261,7 +264,7 @@ def preprocess_dataset(config: PreprocessConfig) -> dict:
         for result in _results(todo, config):
             ledger.record(result.manifest, result.failures, _processed_line(result))
             frames, segments = frames + result.frames, segments + len(result.manifest)
-            progress.set_postfix(segments=segments, video_h=f"{frames / FPS / 3600:.2f}")
+            progress.set_postfix(segments=segments, video_h=f"{frames / VIDEO_FPS / 3600:.2f}")
             progress.update()
     ledger.merge()
     summary = write_summary(output, config)

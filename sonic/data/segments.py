@@ -31,12 +31,13 @@ from sonic.conditioning import face_mask_box, square_crop_box
 from sonic.config import PreprocessConfig
 from sonic.data.decode import crop_yuv420, luma
 from sonic.data.landmarks import FlowMeter, LandmarkTracker
-from sonic.data.layout import AUDIO, FEATURES, FPS, META, SAMPLE_RATE, SEGMENTS, VIDEO, SegmentRecord
+from sonic.data.layout import AUDIO, FEATURES, META, SEGMENTS, VIDEO, SegmentRecord
 from sonic.data.ledger import source_hash
 from sonic.data.motion import MotionLimits, exclusions, face_box_from_landmarks, motion_labels, usable
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
-from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, encode_audio
+from sonic.models.whisper import encode_audio
+from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 KEYFRAME_INTERVAL = 50  # 2 s: training seeks to a clip and decodes at most this many frames before it
 AV_SYNC_NOT_CHECKED = {"checked": False, "reason": "no SyncNet weights: the audio-visual offset was not measured"}
@@ -107,7 +108,7 @@ class SegmentWriter:
         self.tracker, self.flow = LandmarkTracker(landmarker), FlowMeter()
         self.landmarks: list[np.ndarray] = []  # source pixels
         self.video = VideoWriter(  # one core per worker
-            self.temp / VIDEO, fps=FPS, preset=config.x264_preset, threads=1, keyframe_interval=KEYFRAME_INTERVAL
+            self.temp / VIDEO, fps=VIDEO_FPS, preset=config.x264_preset, threads=1, keyframe_interval=KEYFRAME_INTERVAL
         )
 
     def write(self, frame: av.VideoFrame) -> None:

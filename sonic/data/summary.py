@@ -15,17 +15,18 @@ import numpy as np
 from sonic.config import PreprocessConfig
 from sonic.data.layout import (
     FAILURES,
-    FPS,
     MANIFEST,
     PROCESSED,
     SUMMARY,
     SUMMARY_PLOT,
     SegmentRecord,
+    clip_definition,
     load_labels,
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl, write_atomic
 from sonic.data.motion import LABELS, MotionLimits, exclusions, usable
+from sonic.timing import VIDEO_FPS
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -73,11 +74,11 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
     processed = read_jsonl(output / PROCESSED)
     failures = read_jsonl(output / FAILURES)
     labels, limits = dataset_labels(output, records), MotionLimits.of(config)
-    durations = np.array([record.num_frames / FPS for record in records])
+    durations = np.array([record.num_frames / VIDEO_FPS for record in records])
     summary = {
         "videos": len(processed),
         "videos_without_segments": sum(1 for row in processed if row["segments"] == 0),
-        "input_hours": round(sum(row["frames"] for row in processed) / FPS / 3600, 4),
+        "input_hours": round(sum(row["frames"] for row in processed) / VIDEO_FPS / 3600, 4),
         "segments": len(records),
         "segment_hours": round(float(durations.sum()) / 3600, 4),
         "failures": dict(sorted(Counter(row["reason"] for row in failures).items())),
@@ -86,6 +87,7 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
         "excluded_windows": {rule: int(mask.sum()) for rule, mask in exclusions(labels, limits).items()},
         **{key: _stats(labels[key]) for key in LABELS},
         "durations": _stats(durations),
+        "clip": clip_definition(),
         "config": config.to_dict(),
     }
     write_atomic(output / SUMMARY, json.dumps(summary, indent=1))
@@ -126,7 +128,7 @@ def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: MotionLimits,
 def summary_line(summary: dict, run: dict) -> str:
     """The one line printed at the end of a run."""
     failures = ", ".join(f"{reason} {count}" for reason, count in summary["failures"].items()) or "none"
-    speed = run["frames"] / FPS / run["wall_seconds"] if run["wall_seconds"] > 0 else 0.0
+    speed = run["frames"] / VIDEO_FPS / run["wall_seconds"] if run["wall_seconds"] > 0 else 0.0
     return (
         f"preprocess: {run['videos']} videos processed ({run['skipped']} already done) at {speed:.2f}x real time; "
         f"dataset: {summary['segments']} segments, {summary['segment_hours']:.2f} h, "

@@ -23,15 +23,14 @@ from sonic.data.layout import (
     FEATURES,
     META,
     PROCESSED,
-    SAMPLE_RATE,
     VIDEO,
     SegmentRecord,
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl
-from sonic.data.motion import LABELS, WINDOW_SPAN
+from sonic.data.motion import LABELS
 from sonic.io import MediaError, read_video_info
-from sonic.models.whisper import SAMPLES_PER_VIDEO_FRAME, TOKENS_PER_VIDEO_FRAME
+from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, TOKENS_PER_VIDEO_FRAME, WINDOW_SPAN
 
 
 def _check_video(folder: Path, record: SegmentRecord) -> list[str]:

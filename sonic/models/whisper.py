@@ -15,9 +15,8 @@ import torch
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-SAMPLE_RATE = 16_000
-SAMPLES_PER_VIDEO_FRAME = 640  # 40 ms: one 25-fps video frame, two Whisper tokens
-TOKENS_PER_VIDEO_FRAME = 2
+from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, TOKENS_PER_VIDEO_FRAME, VIDEO_FPS
+
 CHUNK_SAMPLES = 480_000  # 30 s, Whisper's input length (1500 tokens)
 MAX_CHUNKS_PER_PASS = 16  # 8 minutes of audio per encoder pass bounds the activation memory
 
@@ -31,7 +30,7 @@ class AudioFeatures:
 
     @property
     def duration(self) -> float:
-        return self.num_video_frames / 25.0
+        return self.num_video_frames / VIDEO_FPS
 
 
 def chunk_waveform(waveform: np.ndarray) -> list[np.ndarray]:

@@ -251,7 +251,8 @@ def train(config: TrainingConfig) -> Run:
     """Trains until ``max_train_steps`` (or ``num_train_epochs``), then exports; returns the finished run."""
     run = setup(config)
     accelerator, state = run.accelerator, run.state
-    accelerator.init_trackers(config.tracker_project_name, {k: v for k, v in config.to_dict().items() if v is not None})
+    hparams = {k: ",".join(v) if isinstance(v, list) else v for k, v in config.to_dict().items() if v is not None}
+    accelerator.init_trackers(config.tracker_project_name, hparams)  # TensorBoard takes scalars and strings only
     logger.info("training %s on %d process(es): %d clips, %d steps, %d parameters trained",
                 type(run.models.trained).__name__, accelerator.num_processes, len(run.dataset), run.max_steps,
                 sum(p.numel() for p in run.parameters))  # fmt: skip
