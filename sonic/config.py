@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import inspect
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -142,10 +143,12 @@ class _JoinItems(argparse.Action):
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: tuple[str, ...] = ()) -> None:
-    """Adds one flag per field of ``cls`` (help text and default from the field); unset flags parse to SUPPRESS."""
+    """Adds one flag per field of ``cls`` (help text and default from the field); unset flags parse to SUPPRESS.
+    The config's own fields come first, those of shared bases (e.g. :class:`LabelLimits`) after them."""
     hints = _field_types(cls)
     group = parser.add_argument_group(f"{cls.section} options")
-    for field in dataclasses.fields(cls):
+    own = inspect.get_annotations(cls)  # this class's own fields, not its bases'
+    for field in sorted(dataclasses.fields(cls), key=lambda field: field.name not in own):
         if not field.metadata.get("flag", True) or field.name in skip:
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -233,8 +236,24 @@ class InferenceConfig(ConfigBase):
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+LIMITS = ("max_bucket", "max_landmark_jump", "max_flow_motion")
+
+
 @dataclasses.dataclass
-class PreprocessConfig(ConfigBase):
+class LabelLimits:
+    """The exclusion limits of label windows (``sonic.data.motion.MotionLimits``): preprocessing counts the windows
+    they exclude, training skips those clips. The labels are stored unclipped, so training may use other limits."""
+
+    max_bucket: float = option(128.0, "windows whose head or expression label exceeds this are excluded "
+                               "(above_max)")  # fmt: skip
+    max_landmark_jump: float = option(128.0, "windows whose landmark-jump score (32 x max / mean landmark speed) "
+                                      "exceeds this are excluded (landmark_jump)")  # fmt: skip
+    max_flow_motion: float = option(128.0, "windows whose optical-flow score (mean flow of the crop in 1/1024 crop "
+                                    "sides per step) exceeds this are excluded (flow_motion)")  # fmt: skip
+
+
+@dataclasses.dataclass
+class PreprocessConfig(LabelLimits, ConfigBase):
     """Raw talking-head videos -> a training set (sonic.data.preprocess.preprocess_dataset)."""
 
     section: ClassVar[str] = "preprocess"
@@ -264,12 +283,6 @@ class PreprocessConfig(ConfigBase):
                                   "detections is another face (ends the segment)")  # fmt: skip
     cut_threshold: float = option(0.12, "shot cut when the mean absolute difference of consecutive 32x32 grey "
                                   "thumbnails (0-1) exceeds this")  # fmt: skip
-    max_bucket: float = option(128.0, "windows whose head or expression label exceeds this are excluded "
-                               "(above_max; labels are kept in the files)")  # fmt: skip
-    max_landmark_jump: float = option(128.0, "windows whose landmark-jump score (32 x max / mean landmark speed) "
-                                      "exceeds this are excluded (landmark_jump)")  # fmt: skip
-    max_flow_motion: float = option(128.0, "windows whose optical-flow score (mean flow of the crop in 1/1024 crop "
-                                    "sides per step) exceeds this are excluded (flow_motion)")  # fmt: skip
     x264_preset: str = option("veryfast", "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
                               "for ~17% larger files at the same crf 18", choices=X264_PRESETS)  # fmt: skip
 
@@ -279,8 +292,7 @@ class PreprocessConfig(ConfigBase):
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
         self._check_range("workers", "detect_stride", "detect_max_side", low=1)
-        self._check_range("detect_upsample", "max_gap_frames", "max_face_jump", "cut_threshold", "max_bucket",
-                          "max_landmark_jump", "max_flow_motion", low=0)  # fmt: skip
+        self._check_range("detect_upsample", "max_gap_frames", "max_face_jump", "cut_threshold", *LIMITS, low=0)
         self._check_range("similar_face_ratio", low=0, high=1)
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
@@ -307,7 +319,7 @@ LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine
 
 
 @dataclasses.dataclass
-class TrainingConfig(ConfigBase):
+class TrainingConfig(LabelLimits, ConfigBase):
     """Training of the UNet and audio2token (diffusion loss) or of audio2bucket (``train_audio2bucket``)."""
 
     section: ClassVar[str] = "training"
@@ -328,9 +340,6 @@ class TrainingConfig(ConfigBase):
     num_frames: int = option(timing.WINDOW_FRAMES, "generated frames per training clip (one inference window is 25)")
     fps: float = option(timing.GENERATION_FPS, "frame rate of a clip: every (25 / fps)-th frame of the 25-fps segment")
     window_stride: int = option(25, "25-fps frames between the starts of consecutive training clips of a segment")
-    max_bucket: float = option(128.0, "clips whose head or expression label exceeds this are skipped (above_max)")
-    max_landmark_jump: float = option(128.0, "clips whose landmark-jump score exceeds this are skipped")
-    max_flow_motion: float = option(128.0, "clips whose optical-flow score exceeds this are skipped")
     crop_aspects: list[str] = option(["1:1"], "aspect ratios of the training frames, one drawn per clip: 1:1, 9:16, "
                                      "16:9 (short side = resolution, long side a multiple of 64, cut from the "
                                      "segment's square crop around the face; preprocess with --expand-ratio 1.0 "
@@ -396,7 +405,7 @@ class TrainingConfig(ConfigBase):
         self._check_resolution()
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
-        self._check_range("max_bucket", "max_landmark_jump", "max_flow_motion", "reference_margin",
+        self._check_range(*LIMITS, "reference_margin",
                           "mouth_loss_weight", low=0)  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:
             raise ConfigError("training.drop_audio/drop_image/drop_both must be >= 0 and sum to at most 1")
