@@ -2,7 +2,8 @@
 
 Two layouts load through the same code:
 
-* the released layout (what the download commands below produce)::
+* the released layout, what the download commands of :mod:`sonic.downloads` fetch (the files read are listed
+  there)::
 
     ROOT/Sonic/{unet,audio2token,audio2bucket}.pth          full state dicts, no config
     ROOT/stable-video-diffusion-img2vid-xt/{unet,vae,image_encoder,scheduler}/
@@ -30,47 +31,28 @@ from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor,
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.config import ConfigError
+from sonic.downloads import (
+    RIFE_FILE,
+    SONIC_FILES,
+    SVD_DIR,
+    WHISPER,
+    WHISPER_DIR,
+    YOLOFACE_FILE,
+    check_files,
+    released_sources,
+)
+from sonic.errors import CheckpointError
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
 
-SVD_DIR = "stable-video-diffusion-img2vid-xt"
-WHISPER_DIR = "whisper-tiny"
-YOLOFACE_FILE = "yoloface_v5m.pt"
-RIFE_FILE = "RIFE/flownet.pkl"
-SONIC_FILES = ("Sonic/unet.pth", "Sonic/audio2token.pth", "Sonic/audio2bucket.pth")
-
-DOWNLOAD_COMMANDS = f"""\
-pip install -U "huggingface_hub[cli]"
-hf auth login   # SVD-xt is gated: accept its licence on the Hub first
-hf download LeonJoe13/Sonic --local-dir {{root}}
-hf download stabilityai/stable-video-diffusion-img2vid-xt --local-dir {{root}}/{SVD_DIR}
-hf download openai/whisper-tiny --local-dir {{root}}/{WHISPER_DIR}"""
-
-# A required entry is a path, or a tuple of alternatives of which one must exist.
-RELEASED_REQUIRED: tuple[str | tuple[str, ...], ...] = (
-    *SONIC_FILES,
-    f"{SVD_DIR}/unet/config.json",
-    f"{SVD_DIR}/scheduler/scheduler_config.json",
-    f"{SVD_DIR}/vae/config.json",
-    tuple(f"{SVD_DIR}/vae/diffusion_pytorch_model{v}.safetensors" for v in (".fp16", "")),
-    f"{SVD_DIR}/image_encoder/config.json",
-    tuple(f"{SVD_DIR}/image_encoder/model{v}.safetensors" for v in (".fp16", "")),
-    f"{WHISPER_DIR}/config.json",
-    f"{WHISPER_DIR}/preprocessor_config.json",
-    (f"{WHISPER_DIR}/model.safetensors", f"{WHISPER_DIR}/pytorch_model.bin"),
-)
 # Our export: sub-folder -> the file that marks it complete.
 EXPORT_REQUIRED = {
     "unet": "config.json", "vae": "config.json", "image_encoder": "config.json", "audio_encoder": "config.json",
     "audio2token": "config.json", "audio2bucket": "config.json", "scheduler": "scheduler_config.json",
     "feature_extractor": "preprocessor_config.json",
 }  # fmt: skip
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder or file is missing, unreadable or does not match the model."""
 
 
 @dataclass
@@ -102,32 +84,18 @@ def is_export(root: Path) -> bool:
     return (Path(root) / "unet" / "config.json").is_file()
 
 
-def missing_files(root: Path) -> list[str]:
-    """Required paths absent from a released-layout or exported folder (alternatives joined with ' or ')."""
-    root = Path(root)
-    required = (
-        [f"{name}/{marker}" for name, marker in EXPORT_REQUIRED.items()] if is_export(root) else RELEASED_REQUIRED
-    )
-    missing = []
-    for entry in required:
-        options = (entry,) if isinstance(entry, str) else entry
-        if not any((root / option).is_file() for option in options):
-            missing.append(" or ".join(str(root / option) for option in options))
-    return missing
-
-
 def check_checkpoint(root: str | Path) -> Path:
-    """Raises one :class:`CheckpointError` listing every missing file and how to download them."""
+    """Raises one :class:`CheckpointError` listing every missing file, with the download commands (released layout)
+    or the advice to export again (our export)."""
     root = Path(root)
-    missing = missing_files(root)
+    if not is_export(root):
+        check_files(released_sources(root), f"Sonic checkpoint folder {root}")
+        return root
+    missing = [root / name / marker for name, marker in EXPORT_REQUIRED.items() if not (root / name / marker).is_file()]
     if missing:
         listing = "\n".join(f"  - {path}" for path in missing)
-        remedy = (
-            "Export it again from the model you trained."
-            if is_export(root)
-            else f"Download the released weights with:\n{DOWNLOAD_COMMANDS.format(root=root)}"
-        )
-        raise CheckpointError(f"Sonic checkpoint folder {root} is incomplete. Missing:\n{listing}\n{remedy}")
+        raise CheckpointError(f"Sonic checkpoint folder {root} is incomplete. Missing:\n{listing}\n"
+                              "Export it again from the model you trained.")  # fmt: skip
     return root
 
 
@@ -220,10 +188,7 @@ def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, Whisp
         encoder = WhisperEncoder.from_pretrained(root / "audio_encoder", dtype=torch.float32)
         extractor = WhisperFeatureExtractor.from_pretrained(root / "feature_extractor")
     else:
-        for name in ("config.json", "preprocessor_config.json"):
-            if not (root / WHISPER_DIR / name).is_file():
-                raise CheckpointError(f"{root / WHISPER_DIR / name} is missing: hf download openai/whisper-tiny "
-                                      f"--local-dir {root / WHISPER_DIR}")  # fmt: skip
+        check_files([(WHISPER, root / WHISPER_DIR)], f"Whisper folder {root / WHISPER_DIR}")
         encoder = WhisperModel.from_pretrained(root / WHISPER_DIR, dtype=torch.float32).get_encoder()
         extractor = WhisperFeatureExtractor.from_pretrained(root / WHISPER_DIR)
     return extractor, encoder.eval().requires_grad_(False)
