@@ -13,7 +13,8 @@
 
 --data_root is a dataset written by sonic_preprocess.py (raw videos: python sonic_preprocess.py --input RAW
 --output DATASET first). Every flag can live in the --config YAML; flags given on the command line override it.
-A user error (bad option, missing file, unusable checkpoint) exits with 2 and one line ``error: message``.
+Exit codes as every entry point gives them (sonic/errors.py): a user error (bad option, missing file, unusable
+checkpoint) exits with 2 and one ``error:`` line; the console script ``sonic-train`` is the same command.
 """
 
 from __future__ import annotations
@@ -21,28 +22,32 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sonic.config import ConfigError, TrainingConfig, add_arguments, config_from_args
+from sonic.config import TrainingConfig, add_arguments, config_from_args
+from sonic.downloads import check_training_sources
+from sonic.errors import run_entry_point
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of training options (flags override it)")
     add_arguments(parser, TrainingConfig)
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(TrainingConfig, args, args.config)
-    except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
+    return parser
+
+
+def train(args: argparse.Namespace) -> None:
+    config = config_from_args(TrainingConfig, args, args.config)
+    if config.init_from is None:  # init_from is checked when it loads
+        check_training_sources(config.model_path, config.whisper_path)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from sonic.training.loop import train as run_training  # imports torch and diffusers: after the option checks
 
-    from sonic.api import USER_ERRORS  # these import torch and diffusers: after --help
-    from sonic.training.loop import train
+    run_training(config)
 
-    try:
-        train(config)
-    except USER_ERRORS as error:
-        parser.exit(2, f"error: {error}\n")
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_entry_point(lambda: train(args))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

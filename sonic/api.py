@@ -18,19 +18,18 @@ import numpy as np
 import PIL.Image
 import torch
 
-from sonic.checkpoints import CheckpointError, load_audio_encoder, resolve_device
+from sonic.checkpoints import load_audio_encoder, resolve_device
 from sonic.config import ConfigError, InferenceConfig
+from sonic.errors import USER_ERRORS as USER_ERRORS  # still imported from here by sonic.evaluation.cli
 from sonic.inputs import AudioInput, prepare_audio
-from sonic.io import MediaError, VideoWriter, check_output, frame_to_rgb, load_audio
-from sonic.models.whisper import SAMPLE_RATE, TOKENS_PER_VIDEO_FRAME, AudioFeatures
+from sonic.io import VideoWriter, check_output, frame_to_rgb, load_audio
+from sonic.models.whisper import AudioFeatures
+from sonic.timing import GENERATION_STEP, SAMPLE_RATE, TOKENS_PER_VIDEO_FRAME, VIDEO_FPS
 
 if TYPE_CHECKING:
     from sonic.pipeline import SonicPipeline
 
-# What a user can fix (a path, a file, a value): entry points show the message alone, without a traceback.
-USER_ERRORS = (ConfigError, MediaError, CheckpointError, FileNotFoundError)
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-AUDIO_STEP = 2  # 25-fps audio frames per generated frame: the pipeline's 12.5 fps
 ImageInput = str | Path | PIL.Image.Image | np.ndarray
 ColorOrder = Literal["bgr", "rgb"]
 StepCallback = Callable[[int, int], None]  # (finished steps, total steps)
@@ -175,7 +174,7 @@ def first_frames(features: AudioFeatures, num_frames: int) -> AudioFeatures:
     the released ``frame_num`` cap."""
     if num_frames < 1:
         raise ConfigError(f"num_frames must be at least 1, got {num_frames}")
-    video_frames = min(features.num_video_frames, num_frames * AUDIO_STEP)
+    video_frames = min(features.num_video_frames, num_frames * GENERATION_STEP)
     return AudioFeatures(features.hidden_states[: video_frames * TOKENS_PER_VIDEO_FRAME], video_frames)
 
 
@@ -210,7 +209,7 @@ def save_video(
     if isinstance(video, GeneratedVideo):
         frames, fps, waveform = video.frames, fps or video.fps, video.audio
     else:
-        frames, fps, waveform = video, fps or 25.0, None
+        frames, fps, waveform = video, fps or VIDEO_FPS, None
     if audio is not None:
         waveform = load_audio(audio) if isinstance(audio, str | Path) else audio
     with VideoWriter(path, fps=fps, audio=waveform) as writer:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sonic.api import USER_ERRORS
 from sonic.config import MOTION_PRESETS, InferenceConfig
+from sonic.errors import USER_ERRORS
 from sonic.pipeline import SonicPipeline
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sonic.api import USER_ERRORS
 from sonic.config import ConfigError
+from sonic.errors import USER_ERRORS
 from sonic.io import MediaError, check_output, resolved
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")

@@ -1,25 +1,23 @@
-"""Command line of Sonic (``python sonic_demo.py``): one video, a batch of videos, or the Gradio app.
+"""Command line of Sonic (``python sonic_demo.py``, ``sonic-demo``): one video, a batch of videos, or the Gradio app.
 
-Exit codes: 0 success; 2 a user error (bad option, missing or unusable file, an output that is an input or cannot be
-written, incomplete checkpoint), printed as ``error: message`` without a traceback; 1 an internal error (a bug),
-printed with its traceback; 130 / 143 interrupted by SIGINT / SIGTERM (the unfinished video is removed). In batch
-mode every job runs even when some fail; the exit code is then 2 when all failures are user errors and 1 when any is
-internal.
+Exit codes as every entry point gives them (:mod:`sonic.errors`: 2 a user error, one ``error:`` line; 1 an internal
+error, with traceback; 130 / 143 interrupted, the unfinished video is removed). In batch mode every job runs even when
+some fail; the exit code is then 2 when all failures are user errors and 1 when any is internal. Only the argument
+parser is imported with this module: torch, diffusers and gradio load after ``--help`` and the option checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sonic.api import USER_ERRORS
-from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders, run_batch, writable_jobs
 from sonic.config import ConfigError, InferenceConfig, add_arguments, config_from_args
-from sonic.io import check_output
-from sonic.pipeline import SonicPipeline
+from sonic.errors import run_entry_point
+
+if TYPE_CHECKING:
+    from sonic.batch import BatchReport, Job
 
 EPILOG = """examples:
   python sonic_demo.py --checkpoint checkpoints --image examples/portrait.jpg --audio examples/speech.wav \\
@@ -73,6 +71,9 @@ def choose_mode(args: argparse.Namespace) -> str:
 
 def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchReport]:
     """The jobs to run and a report holding the failures known before any generation (unpaired files)."""
+    from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders
+    from sonic.io import check_output
+
     if mode == "csv":
         return jobs_from_csv(args.batch, args.output_dir), BatchReport()
     if mode == "folders":
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
         launch(config, host=args.host, port=args.port, share=args.share)
         return 0
+    from sonic.batch import run_batch, writable_jobs
+    from sonic.pipeline import SonicPipeline
+
     jobs, report = collect_jobs(args, mode)
     if mode != "single":  # the single output was checked with its inputs
         jobs = writable_jobs(jobs, report)
@@ -115,31 +119,6 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt for SIGINT, so that the video writer removes its temporary file."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run(args)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 143
-    except Exception:
-        traceback.print_exc()
-        print("error: internal error; the traceback above is worth a bug report", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return run_entry_point(lambda: run(args))

@@ -16,17 +16,14 @@ import av
 import numpy as np
 import torch
 
-from sonic.models.whisper import SAMPLE_RATE
+from sonic.errors import MediaError
+from sonic.timing import SAMPLE_RATE
 
 AAC_FRAME_SIZE = 1024  # samples per AAC-LC frame; the encoder rejects other sizes except for the last frame
 # x264's AVX-512 kernels make the output differ run to run (PyAV 18.1's x264 on an AMD EPYC: the same 12 frames
 # encoded 25 times gave 6 different files, pixels up to 22 levels apart). Up to AVX2 it is bit-identical (25 of 25);
 # x264 medium / veryfast then take 2.5% / 10% longer at 576 px.
 X264_REPRODUCIBLE_ASM = "SSE2,SSSE3,SSE4.2,AVX,AVX2,FMA3,BMI2,LZCNT"
-
-
-class MediaError(ValueError):
-    """An input file cannot be used; the message names the file and the reason."""
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
