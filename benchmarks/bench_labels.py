@@ -2,7 +2,8 @@
 reports, per clip and in total, the frames kept in segments, the usable share of the label windows, the label
 medians, the speed, and one histogram picture of where the windows sit on the 0-128 bucket scale.
 
-    python benchmarks/bench_labels.py                      # ../shared/data/real_talking at 256 and 576 px
+    python benchmarks/bench_labels.py          # the shared real-clip folder shared/data/real_talking beside the
+                                               # repository, at 256 and 576 px
     python benchmarks/bench_labels.py --input my_clips/ --resolutions 512 --figure my_labels.png
 
 Without --checkpoint, Whisper is a tiny random model (labels and tracking do not depend on it; speed then excludes

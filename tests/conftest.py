@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def read_manifest(name: str) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a released checkpoint (copied from the spec's manifest_*.tsv)."""
+    """Key -> shape of a released checkpoint (tests/data/manifest_*.tsv, docs/released_inference.md section 6)."""
     rows = (line.split("\t") for line in (DATA / f"manifest_{name}.tsv").read_text().splitlines() if line)
     return {key: tuple(int(n) for n in shape.split(",")) for key, shape in rows}
 

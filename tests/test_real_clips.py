@@ -1,4 +1,5 @@
-"""Preprocessing and training on real talking-head footage: the 16 clips of ../shared/data/real_talking.
+"""Preprocessing and training on real talking-head footage: the 16 clips of the shared real-clip folder
+`shared/data/real_talking` beside the repository.
 
 They pin what the labels and the tracker must do on real video (the lineage's calibration: head median 6.3,
 expression median 17.6, 95 % of windows kept): usable share, medians, one segment for a continuous shot with fast
