@@ -41,7 +41,7 @@ from sonic.downloads import (
     check_files,
     released_sources,
 )
-from sonic.errors import CheckpointError
+from sonic.errors import CheckpointError, run_entry_point
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
@@ -263,7 +263,17 @@ def save_components(components: SonicComponents, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> None:
+def summarize(root: Path) -> None:
+    """Loads every component strictly and prints one line per component."""
+    components = load_components(root)
+    for name, module in vars(components).items():
+        if isinstance(module, torch.nn.Module):
+            print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
+    print(f"{'face_detector':16s} {type(components.face_detector).__name__}")
+    print(f"{root}: every component loaded strictly")
+
+
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -273,16 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("root", type=Path, nargs="?", default=Path("checkpoints"), help="folder (default: checkpoints)")
     args = parser.parse_args(argv)
-    try:
-        components = load_components(args.root)
-    except CheckpointError as error:
-        raise SystemExit(f"error: {error}") from None
-    for name, module in vars(components).items():
-        if isinstance(module, torch.nn.Module):
-            print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
-    print(f"{'face_detector':16s} {type(components.face_detector).__name__}")
-    print(f"{args.root}: every component loaded strictly")
+    return run_entry_point(lambda: summarize(args.root))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

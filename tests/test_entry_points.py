@@ -131,8 +131,9 @@ def test_a_missing_svd_folder_lists_its_files_and_the_download_command(tmp_path,
     assert "couldn't connect" not in err and "Traceback" not in err
 
 
-def test_readme_shows_the_download_commands_the_error_prints(tmp_path):
-    assert download_commands("checkpoints") in (ROOT / "README.md").read_text()
+def test_the_readmes_show_the_download_commands_the_error_prints(tmp_path):
+    for readme in (ROOT / "README.md", ROOT / "checkpoints" / "README.md"):
+        assert download_commands("checkpoints") in readme.read_text(), readme
     with pytest.raises(CheckpointError) as error:
         check_checkpoint(tmp_path)
     assert str(error.value).endswith(f"Download them with:\n{download_commands(tmp_path)}")
