@@ -262,7 +262,11 @@ class PreprocessConfig(LabelLimits, ConfigBase):
     output: str = option("", "dataset folder to write (resumable: finished videos are skipped)")
     checkpoint: str = option("checkpoints", "checkpoint folder with whisper-tiny (and optionally yoloface_v5m.pt)")
     resolution: int = option(576, "side of the square face crop in pixels (a multiple of 64)")
-    workers: int = option(1, "parallel worker processes (one CPU core each)")
+    workers: int = option(1, "parallel worker processes (one CPU core each); with --engine ray, Ray actors")
+    engine: str = option("local", "local: a process pool on this machine; ray: Ray actors on a cluster (pip install "
+                         '-e ".[ray]"; every node sees the same paths)', choices=("local", "ray"))  # fmt: skip
+    ray_address: str | None = option(None, "with --engine ray: the cluster to join (auto, or ray://HOST:10001); "
+                                     "default: start a local cluster")  # fmt: skip
     device: str = option("auto", "torch device of Whisper and YOLOv5-face: auto (cuda if available), cpu, cuda, "
                          "cuda:1, ...; decoding, dlib and x264 always run on the CPU")  # fmt: skip
     shard: str = option("0/1", "I/N: process only the videos whose path hash falls in shard I of N")
@@ -292,6 +296,8 @@ class PreprocessConfig(LabelLimits, ConfigBase):
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
         self._check_range("workers", "detect_stride", "detect_max_side", low=1)
+        if self.ray_address is not None and self.engine != "ray":
+            raise ConfigError("preprocess.ray_address needs engine: ray")
         self._check_range("detect_upsample", "max_gap_frames", "max_face_jump", "cut_threshold", *LIMITS, low=0)
         self._check_range("similar_face_ratio", low=0, high=1)
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:

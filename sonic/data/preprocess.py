@@ -216,30 +216,45 @@ def in_shard(key: str, index: int, count: int) -> bool:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % count == index
 
 
-_WORKER: tuple[PreprocessConfig, Models] | None = None
+class VideoWorker:
+    """One worker: the config and the models, loaded once (one core: parallelism comes from the workers)."""
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        self.config, self.models = config, load_models(config)
+
+    def process(self, item: tuple[str, Path]) -> VideoResult:
+        return process_video(item[0], item[1], Path(self.config.output), self.config, self.models)
+
+
+_WORKER: VideoWorker | None = None
 
 
 def _init_worker(config: PreprocessConfig) -> None:
     global _WORKER
-    torch.set_num_threads(1)  # one core per worker: parallelism comes from the workers
-    cv2.setNumThreads(1)
-    _WORKER = (config, load_models(config))
+    _WORKER = VideoWorker(config)
 
 
 def _work(item: tuple[str, Path]) -> VideoResult:
     assert _WORKER is not None
-    config, models = _WORKER
-    return process_video(item[0], item[1], Path(config.output), config, models)
+    return _WORKER.process(item)
 
 
 def _results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Iterator[VideoResult]:
-    """In this process for one worker; else spawned processes (forking after torch and dlib start threads is unsafe).
+    """On Ray with ``engine ray``; in this process for one worker; else spawned processes (forking after torch and
+    dlib start threads is unsafe).
 
     A worker that dies (e.g. a native crash) raises BrokenProcessPool here instead of hanging; rerun to resume.
     """
+    if config.engine == "ray":
+        from sonic.data.ray_engine import ray_results  # ray is an optional extra
+
+        yield from ray_results(todo, config)
+        return
     if config.workers == 1:
-        _init_worker(config)
-        yield from map(_work, todo)
+        worker = VideoWorker(config)
+        yield from map(worker.process, todo)
         return
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker, initargs=(config,))
