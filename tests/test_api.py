@@ -44,6 +44,7 @@ def features(tiny_checkpoint, tmp_path_factory) -> object:
     return extract_audio_features(speech_clip(tmp_path_factory.mktemp("a") / "a.wav", 0.8), checkpoint=tiny_checkpoint)
 
 
+@pytest.mark.slow
 def test_seed_readme_runs_as_written(tiny_checkpoint, tmp_path, monkeypatch):
     """In a folder laid out as the README assumes: ./checkpoints, portrait.jpg, audio.wav (2.5 s: 31 frames)."""
     (tmp_path / "checkpoints").symlink_to(tiny_checkpoint)

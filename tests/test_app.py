@@ -17,6 +17,8 @@ import pytest
 from sonic.io import read_video_info
 from tests.conftest import EXAMPLES, speech_clip
 
+pytestmark = pytest.mark.slow  # a Gradio server and a browser
+
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = EXAMPLES / "portrait.jpg"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

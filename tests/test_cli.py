@@ -39,6 +39,7 @@ def decode(path: Path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
+@pytest.mark.slow
 def test_demo_writes_an_mp4_with_audio_and_user_errors_exit_2(tiny_checkpoint, speech, tmp_path):
     output = tmp_path / "new folder" / "talk.mp4"
     done = run_demo("--checkpoint", tiny_checkpoint, "--image", PORTRAIT, "--audio", speech, "--output", output,
@@ -93,6 +94,7 @@ def test_internal_errors_exit_1_with_a_traceback(tiny_checkpoint, speech, tmp_pa
     assert "Traceback" in err and "RuntimeError: a bug" in err and "internal error" in err
 
 
+@pytest.mark.slow
 def test_motion_preset_and_buckets_change_the_video(tiny_checkpoint, speech, tmp_path):
     def render(name: str, *flags: str) -> np.ndarray:
         output = tmp_path / f"{name}.mp4"

@@ -42,6 +42,7 @@ def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_the_api_and_entry_modules_import_from_another_folder(tmp_path):
     result = python(f"import sonic_implementation, {', '.join(ENTRY_MODULES)}; print(sonic_implementation.__name__)",
                     tmp_path)  # fmt: skip

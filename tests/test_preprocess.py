@@ -88,6 +88,7 @@ def median_buckets(output: Path, source: str) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_segments_and_rejections(dataset):
     output, summary = dataset
     expected = {f"{name}.mp4" for name in (*TRANSLATIONS, *MOUTHS)} | {"nested/fps30.mp4", "phone.mp4"}
@@ -103,6 +104,7 @@ def test_segments_and_rejections(dataset):
     assert not list((output / SEGMENTS).glob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_head_bucket_matches_the_applied_motion(dataset):
     """Radius A in frame pixels -> A * resolution / crop side in crop pixels -> 256 * A_crop / landmark diagonal."""
     output, _ = dataset
@@ -118,6 +120,7 @@ def test_head_bucket_matches_the_applied_motion(dataset):
     assert medians["still"] < 0.5 < medians["move_small"] < medians["move_large"]
 
 
+@pytest.mark.slow
 def test_expression_bucket_grows_with_the_mouth_warp(dataset):
     output, _ = dataset
     still, small, large = (median_buckets(output, f"{name}.mp4") for name in ("still", *MOUTHS))
@@ -125,6 +128,7 @@ def test_expression_bucket_grows_with_the_mouth_warp(dataset):
     assert small[0] < 2.0 and large[0] < 2.0  # the head does not move
 
 
+@pytest.mark.slow
 def test_a_phone_video_stored_sideways_is_processed_upright(dataset, raw_videos):
     assert next(decode_frames(raw_videos / "phone.mp4")).rotation == -90  # stored turned, shown upright
     output, _ = dataset
@@ -137,6 +141,7 @@ def test_a_phone_video_stored_sideways_is_processed_upright(dataset, raw_videos)
     assert np.abs(np.rot90(phone) - still).mean() > 20.0  # a sideways crop would differ a lot
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("suffix", "codecs"), [(".webm", ("libvpx-vp9", "libopus", 48_000)),
                                                (".mkv", ("libx265", "aac", 44_100))])  # fmt: skip
 def test_other_containers_and_codecs_give_the_same_segment(
@@ -153,6 +158,7 @@ def test_other_containers_and_codecs_give_the_same_segment(
     assert (features["landmarks"] - expected["landmarks"]).abs().mean() < 1.0  # pixels, after two lossy codecs
 
 
+@pytest.mark.slow
 def test_feature_lengths_match_audio_and_video(dataset):
     output, _ = dataset
     for source, row in by_source(output).items():
@@ -172,6 +178,7 @@ def test_feature_lengths_match_audio_and_video(dataset):
         assert (boxes[:, :2] >= x1 - 0.1 * RESOLUTION).all() and (boxes[:, 2:] <= x2 + 0.1 * RESOLUTION).all()
 
 
+@pytest.mark.slow
 def test_verify_passes_and_reports_a_damaged_entry(dataset, tmp_path, capsys):
     output, _ = dataset
     assert verify_dataset(output) == []
@@ -188,6 +195,7 @@ def test_verify_passes_and_reports_a_damaged_entry(dataset, tmp_path, capsys):
     assert f"{row['id']}: " in printed and "missing audio.wav" in printed and "2 problem(s)" in printed
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_manifest(dataset, raw_videos, tiny_checkpoint, tmp_path, monkeypatch):
     """Killed after the second video's segment folder was renamed but before its manifest line: the rerun removes
     that folder and a stale temporary folder, ignores a torn manifest line, and ends with the same lines as the
@@ -225,6 +233,7 @@ def test_interrupted_run_resumes_to_the_same_manifest(dataset, raw_videos, tiny_
     assert preprocess_dataset(config)["run"]["videos"] == 0
 
 
+@pytest.mark.slow
 def test_shards_split_the_work_and_merge(raw_videos, tiny_checkpoint, tmp_path, dataset):
     reference, _ = dataset
     listing = tmp_path / "list.txt"
@@ -243,6 +252,7 @@ def test_shards_split_the_work_and_merge(raw_videos, tiny_checkpoint, tmp_path, 
     assert verify_dataset(output) == []
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_segments(raw_videos, tiny_checkpoint, tmp_path, dataset):
     reference, _ = dataset
     listing = tmp_path / "list.txt"
@@ -271,6 +281,7 @@ class FixedFaceYolo(torch.nn.Module):
         return self.candidate
 
 
+@pytest.mark.slow
 def test_the_checkpoint_yolo_detector_drives_tracking(raw_videos, tiny_checkpoint, tmp_path):
     video = raw_videos / "still.mp4"
     x1, y1, x2, y2 = DlibFaceDetector()(to_rgb(next(decode_frames(video))))[0].box  # where the portrait's face is
@@ -425,6 +436,7 @@ def test_plan_segments_cuts_to_the_audio_rejects_short_runs_and_accounts_for_eve
     assert x2 - x1 == y2 - y1 and min(x1, y1) >= 0 and x2 <= 640 and y2 <= 480
 
 
+@pytest.mark.slow
 def test_verify_reports_non_finite_features(dataset, tmp_path):
     output, _ = dataset
     damaged = tmp_path / "nan"

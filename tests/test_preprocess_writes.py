@@ -19,6 +19,8 @@ from sonic.data.preprocess import preprocess_dataset
 from sonic.io import MediaError
 from tests.media import make_talking_video
 
+pytestmark = pytest.mark.slow  # subprocess preprocessing runs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

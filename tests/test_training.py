@@ -163,6 +163,7 @@ def test_config_flags_and_validation(tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------------------------------ runs
+@pytest.mark.slow
 def test_smoke_every_flag_then_export_loads(tiny_checkpoint, dataset, validation_audio, tmp_path):
     """2 steps with accumulation, EMA, checkpointing, validation, TensorBoard; both exports generate a video."""
     config = make_config(
@@ -187,6 +188,7 @@ def test_smoke_every_flag_then_export_loads(tiny_checkpoint, dataset, validation
     assert read_video_info(video).num_frames == 25  # 2 s of audio at 12.5 fps
 
 
+@pytest.mark.slow
 def test_overfit_one_clip(tiny_checkpoint, dataset, tmp_path):
     one = tmp_path / "one"
     one.mkdir()
@@ -199,6 +201,7 @@ def test_overfit_one_clip(tiny_checkpoint, dataset, tmp_path):
     assert last < 0.6 * first, (first, last)
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_exact(tiny_checkpoint, dataset, tmp_path):
     """6 steps over an epoch border (4 clips an epoch) vs 3 steps, then resume from latest to 6."""
     common = {"checkpointing_steps": 3, "dataloader_num_workers": 1, "use_ema": True}
@@ -237,6 +240,7 @@ def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_resume_never_unpickles_code_from_a_checkpoint(tiny_checkpoint, dataset, tmp_path, capsys):
     """Each file of a real checkpoint replaced in turn by a payload: resume refuses it, naming it; nothing runs."""
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run", max_train_steps=1, checkpointing_steps=1,
@@ -291,6 +295,7 @@ def test_non_finite_loss_skips_the_step(tiny_checkpoint, dataset, tmp_path, monk
     assert run.state.skipped_steps == 1 and math.isnan(run.losses[1]) and math.isfinite(run.losses[2])
 
 
+@pytest.mark.slow
 def test_audio2bucket_training_lowers_its_loss(tiny_checkpoint, dataset, tmp_path):
     before = load_components(tiny_checkpoint).audio2bucket.state_dict()
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run", train_audio2bucket=True, init_from=str(
@@ -303,6 +308,7 @@ def test_audio2bucket_training_lowers_its_loss(tiny_checkpoint, dataset, tmp_pat
         "conv_in.weight"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run", checkpointing_steps=2, max_train_steps=2)
     config_file = config.save_yaml(tmp_path / "train.yaml")
@@ -330,6 +336,7 @@ def dataset_copy(dataset: Path, root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_cached_latents_train_like_decoded_frames(tiny_checkpoint, dataset, tmp_path):
     """Same seed, same clips, references, noise and dropout: the losses of both runs agree to float rounding."""
     root = dataset_copy(dataset, tmp_path / "data")
@@ -370,6 +377,7 @@ def test_latent_cache_is_reused_and_rebuilt_when_invalid(tiny_components, datase
     assert "1 files (0.00 GB) belong to no segment" in caplog.text
 
 
+@pytest.mark.slow
 def test_mouth_mask_covers_the_mouth_and_weights_the_loss(tiny_checkpoint, dataset, tmp_path):
     data = SonicClipDataset(dataset, num_frames=FRAMES, resolution=RESOLUTION, window_stride=7)
     sample = data.load(data.clips[0], np.random.default_rng(0))
