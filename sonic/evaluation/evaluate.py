@@ -1,0 +1,173 @@
+"""Two folders of videos paired by file stem -> the report (metrics.json, metrics.md, plots)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sonic.evaluation import frechet, identity, syncnet, weights
+from sonic.evaluation.clips import FPS, WORK_SIDE, Clip, pair_videos, read_clip
+from sonic.evaluation.flicker import flicker
+from sonic.evaluation.motion import freeze_seconds, motion_errors
+from sonic.evaluation.mouth import lmd
+from sonic.evaluation.pixels import psnr_ssim
+from sonic.evaluation.report import METRICS, plot_video, write_json, write_markdown
+
+SET_LEVEL = ("fid", "fvd")
+MAY_BE_NONE = ("flicker_period_s",)  # None is a result: no periodic flicker
+FACE_METRICS = ("sync_c", "sync_d", "csim", "csim_drift", "lmd", "motion_head_mae", "motion_expression_mae")
+LOADERS: dict[str, Callable[[Path, str], Any]] = {
+    weights.INCEPTION.name: frechet.InceptionFeatures, weights.I3D.name: frechet.I3DFeatures,
+    weights.SYNCNET.name: syncnet.load_syncnet, weights.ARCFACE.name: identity.ArcFace,
+}  # fmt: skip
+
+
+@dataclass
+class Networks:
+    """The loaded metric networks by weight-file name, the skips of the missing ones and the files' SHA-256."""
+
+    device: str
+    models: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def get(self, weight: weights.WeightFile, wanted: set[str]) -> Any:
+        return self.models.get(weight.name) if wanted & set(weight.metrics) else None
+
+
+def load_networks(folder: Path, wanted: set[str], device: str) -> Networks:
+    networks = Networks(device)
+    for weight in weights.WEIGHT_FILES:
+        needed = [metric for metric in weight.metrics if metric in wanted]
+        if not needed:
+            continue
+        path = weights.checked_path(weight, folder)
+        if path is None:
+            networks.skipped.update(dict.fromkeys(needed, weights.skip_reason(weight, folder)))
+            continue
+        networks.models[weight.name] = LOADERS[weight.name](path, device)
+        networks.hashes[weight.name] = weights.sha256(path)
+    return networks
+
+
+def pair_metrics(generated: Clip, reference: Clip) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metrics that need no download, and the per-frame series the plots draw."""
+    values, series = {}, {}
+    flicker_values, series["flicker"] = flicker(generated.frames)
+    values.update(flicker_values)
+    values["freeze_seconds"], freeze_series = freeze_seconds(generated)
+    series.update(freeze_series)
+    values.update(psnr_ssim(generated.frames, reference.frames))
+    values["lmd"] = lmd(generated.landmarks, reference.landmarks)
+    motion_values, motion_series = motion_errors(generated, reference)
+    values.update(motion_values)
+    series.update(motion_series)
+    return values, series
+
+
+def network_metrics(generated: Clip, reference: Clip, networks: Networks, wanted: set[str]) -> dict[str, Any]:
+    """Sync-C / Sync-D and CSIM of one video (those whose network is loaded and which have a face)."""
+    values: dict[str, Any] = {}
+    sync = networks.get(weights.SYNCNET, wanted)
+    audio = generated.audio if generated.audio is not None else reference.audio
+    if sync is not None and generated.has_face() and audio is not None:
+        values.update(syncnet.sync_scores(sync, generated.frames, generated.landmarks, audio, networks.device))
+    arcface = networks.get(weights.ARCFACE, wanted)
+    if arcface is not None and generated.has_face() and reference.has_face():
+        first = int(np.flatnonzero(np.isfinite(reference.landmarks).all(axis=(1, 2)))[0])
+        values.update(identity.identity_scores(arcface, (reference.frames[first], reference.landmarks[first]),
+                                               generated.frames, generated.landmarks)[0])  # fmt: skip
+    return values
+
+
+def notes(generated: Clip, reference: Clip) -> dict[str, str]:
+    """Why a face metric of this pair has no value."""
+    missing = [side for side, clip in (("generated", generated), ("reference", reference)) if not clip.has_face()]
+    if missing:
+        return dict.fromkeys(FACE_METRICS, f"no face found in the {' and '.join(missing)} video")
+    if len(generated.frames) < 49 or len(reference.frames) < 49:
+        return dict.fromkeys(("motion_head_mae", "motion_expression_mae"), "shorter than one 49-frame window")
+    return {}
+
+
+def add_features(
+    features: dict[str, dict[str, list]], networks: Networks, wanted: set[str], side: str, clip: Clip
+) -> None:
+    for metric, weight in (("fid", weights.INCEPTION), ("fvd", weights.I3D)):
+        model = networks.get(weight, wanted)
+        if model is not None:
+            features[metric][side].append(model(clip.frames))
+
+
+def set_level(features: dict[str, dict[str, list]]) -> tuple[dict[str, float], dict[str, str]]:
+    """FID / FVD over all videos, or why not (fewer than two feature vectors on a side)."""
+    values, skipped = {}, {}
+    for metric, sides in features.items():
+        if not sides["gen"]:
+            continue
+        gen, ref = (np.concatenate(sides[side]) for side in ("gen", "ref"))
+        if min(len(gen), len(ref)) < 2:
+            unit = "16-frame clips" if metric == "fvd" else "frames"
+            skipped[metric] = (
+                f"skipped: needs at least two {unit} per side, got {len(gen)} generated, {len(ref)} reference"
+            )
+            continue
+        values[metric] = frechet.feature_distance(gen, ref)
+    return values, skipped
+
+
+def means(per_video: dict[str, dict[str, Any]], wanted: list[str], skipped: dict[str, str]) -> dict[str, float]:
+    """Mean of each per-video metric over the videos that have a value; a metric no video has becomes a skip
+    (except flicker_period_s, which is None when no video flickers periodically)."""
+    out = {}
+    for metric in wanted:
+        if metric in SET_LEVEL or metric in skipped:
+            continue
+        values = [v[metric] for v in per_video.values() if v.get(metric) is not None and np.isfinite(v[metric])]
+        if values:
+            out[metric] = float(np.mean(values))
+        elif metric in MAY_BE_NONE:
+            out[metric] = None
+        else:
+            reasons = sorted({v["notes"].get(metric, "no value") for v in per_video.values()})
+            skipped[metric] = "skipped: " + "; ".join(reasons)
+    return out
+
+
+def evaluate_folders(reference: Path, generated: Path, output: Path, weights_dir: Path = weights.DEFAULT_WEIGHTS,
+                     metrics: list[str] | None = None, device: str = "cpu",
+                     protocol: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Evaluates every generated video that has a reference of the same stem; writes and returns the report."""
+    wanted = list(metrics or METRICS)
+    pairs, unpaired = pair_videos(reference, generated)
+    networks = load_networks(weights_dir, set(wanted), device)
+    features: dict[str, dict[str, list]] = {metric: {"gen": [], "ref": []} for metric in SET_LEVEL}
+    per_video = {}
+    output.mkdir(parents=True, exist_ok=True)
+    for stem, reference_path, generated_path in pairs:
+        ref, gen = read_clip(reference_path), read_clip(generated_path)
+        values, series = pair_metrics(gen, ref)
+        values.update(network_metrics(gen, ref, networks, set(wanted)))
+        values["notes"] = notes(gen, ref)
+        add_features(features, networks, set(wanted), "gen", gen)
+        add_features(features, networks, set(wanted), "ref", ref)
+        extras = {key: value for key, value in values.items() if key not in METRICS}
+        shown = [key for key in wanted if key not in SET_LEVEL and key not in networks.skipped]
+        per_video[stem] = {**{key: values.get(key) for key in shown}, **extras}
+        plot_video(stem, series, output / "plots" / f"{stem}.png")
+        print(f"evaluated {stem}", flush=True)
+    skipped = dict(networks.skipped)
+    mean, set_skips = set_level(features)
+    skipped.update(set_skips)
+    mean.update(means(per_video, wanted, skipped))
+    mean = {key: mean[key] for key in METRICS if key in mean}
+    record = {"mode": "folders", "reference": str(reference), "generated": str(generated), "fps": FPS,
+              "work_side": WORK_SIDE, "weights": networks.hashes, "unpaired": unpaired, **(protocol or {})}  # fmt: skip
+    report = {"mean": mean, "per_video": per_video, "skipped": skipped, "protocol": record}
+    write_json(report, output)
+    write_markdown(report, output)
+    return report
