@@ -2,6 +2,8 @@
 
     python -m sonic.tiny checkpoints-tiny
 
+It also writes ``eval/``: tiny random evaluation networks in the published files' formats (FID Inception, FVD I3D,
+SyncNet, ArcFace), for ``sonic_eval.py --weights checkpoints-tiny/eval`` (:mod:`sonic.evaluation.tiny_models`).
 Every test and smoke run uses it: the real loading code reads it as it reads the released weights. Sizes are small
 but keep the real structure (64-aligned images, VAE factor 8, 30-second Whisper chunks, 10/50-token audio windows).
 The audio key/value projections are re-drawn so they differ from the CLIP ones (a test can tell the branches apart).
@@ -23,6 +25,7 @@ from transformers import (
 )
 
 from sonic.checkpoints import RIFE_FILE, SONIC_FILES, SVD_DIR, WHISPER_DIR
+from sonic.evaluation.tiny_models import write_tiny_eval_weights
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.rife import RIFE
 from sonic.models.unet import AudioAttnProcessor, SonicUNet
@@ -30,6 +33,7 @@ from sonic.models.unet import AudioAttnProcessor, SonicUNet
 CROSS_DIM = 32  # CLIP projection width = UNet cross-attention width = audio token width
 WHISPER_WIDTH = 16
 WHISPER_LAYERS = 2  # -> 3 hidden states
+EVAL_DIR = "eval"  # tiny evaluation networks, the layout of checkpoints/eval/
 
 UNET_CONFIG = {
     "block_out_channels": (32, 64),
@@ -102,7 +106,7 @@ def write_svd(svd: Path, unet: SonicUNet) -> None:
     EulerDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(svd / "scheduler")
 
 
-def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = True) -> Path:
+def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = True, with_eval: bool = True) -> Path:
     """Writes the tiny released-layout folder to ``out_dir`` and returns it (deterministic for a seed)."""
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
@@ -117,6 +121,8 @@ def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = 
     if with_rife:
         (out_dir / RIFE_FILE).parent.mkdir(parents=True, exist_ok=True)
         torch.save(RIFE().flownet_state_dict(), out_dir / RIFE_FILE)
+    if with_eval:
+        write_tiny_eval_weights(out_dir / EVAL_DIR, seed=seed)
     return out_dir
 
 
@@ -129,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir", type=Path, help="folder to create, e.g. checkpoints-tiny")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
     parser.add_argument("--no-rife", action="store_true", help="leave out RIFE/flownet.pkl (12 MB)")
+    parser.add_argument("--no-eval", action="store_true", help="leave out eval/ (the tiny evaluation networks)")
     args = parser.parse_args(argv)
-    path = build_tiny_checkpoint(args.out_dir, seed=args.seed, with_rife=not args.no_rife)
+    path = build_tiny_checkpoint(args.out_dir, seed=args.seed, with_rife=not args.no_rife, with_eval=not args.no_eval)
     print(f"wrote tiny Sonic checkpoint to {path}")
 
 
