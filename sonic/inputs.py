@@ -17,7 +17,7 @@ from sonic.images import load_image
 from sonic.io import MediaError, load_audio
 from sonic.models.faces import FaceDetector, largest_face
 from sonic.models.whisper import AudioFeatures, encode_audio
-from sonic.timing import SAMPLE_RATE
+from sonic.timing import GENERATION_STEP, SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 
 AudioInput = str | Path | tuple[np.ndarray, int] | AudioFeatures
 CLIP_SIZE = 224
@@ -109,6 +109,10 @@ def prepare_audio(
         waveform, name = load_audio(audio), str(audio)
     if waveform.size == 0 or np.abs(waveform).max() < SILENCE:
         raise MediaError(f"{name}: the audio is empty or silent; Sonic needs speech to animate")
+    shortest = GENERATION_STEP * SAMPLES_PER_VIDEO_FRAME  # one generated frame
+    if waveform.size < shortest:
+        raise MediaError(f"{name}: {waveform.size / SAMPLE_RATE:.3f} s of audio is too short; Sonic needs at least "
+                         f"{shortest / SAMPLE_RATE:.2f} s (one generated frame)")  # fmt: skip
     try:
         return waveform, encode_audio(waveform, feature_extractor, encoder)
     except ValueError as error:

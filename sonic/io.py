@@ -27,19 +27,48 @@ X264_REPRODUCIBLE_ASM = "SSE2,SSSE3,SSE4.2,AVX,AVX2,FMA3,BMI2,LZCNT"
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Any format librosa/ffmpeg reads -> mono float32 waveform at ``sample_rate`` (channels averaged)."""
+    """An audio file, or the first audio stream of a video container, -> mono float32 waveform at ``sample_rate``.
+
+    What ``librosa.load`` does in the released code (libsndfile, channels averaged, soxr resampling), with PyAV
+    decoding what libsndfile cannot read (AAC / m4a, and the audio of mp4 / mkv / webm videos), where librosa would
+    need a system ffmpeg.
+    """
     import librosa  # slow import, only needed here
+    import soundfile
 
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: audio file not found")
     try:
-        waveform, _ = librosa.load(path, sr=sample_rate, mono=True)
-    except Exception as error:  # librosa/soundfile/audioread raise many types for unreadable files
-        raise MediaError(f"{path}: cannot be read as audio ({error})") from error
+        waveform, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        waveform = waveform.mean(axis=1)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        waveform, rate = _decode_audio_stream(path, first_error=error)
     if waveform.size == 0:
         raise MediaError(f"{path}: the audio track is empty")
-    return waveform.astype(np.float32)
+    return librosa.resample(waveform, orig_sr=rate, target_sr=sample_rate) if rate != sample_rate else waveform
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _decode_audio_stream(path: Path, first_error: BaseException) -> tuple[np.ndarray, int]:
+    """The first audio stream of any container ffmpeg reads, mono float32 at the stream's own rate."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path}: cannot be read as audio (no audio stream; {_reason(first_error)})")
+            stream = container.streams.audio[0]
+            rate = stream.rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
+                      for out in resampler.resample(frame)]  # fmt: skip
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    except (OSError, av.FFmpegError) as error:
+        reasons = f"{_reason(first_error)}; ffmpeg: {_reason(error)}"
+        raise MediaError(f"{path}: cannot be read as audio ({reasons})") from error
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate
 
 
 # ----------------------------------------------------------------------------------------------------------- videos

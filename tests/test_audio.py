@@ -13,10 +13,13 @@ from sonic.conditioning import (
     to_bucket_targets,
     to_buckets,
 )
+from sonic.data.decode import read_audio
+from sonic.inputs import prepare_audio
 from sonic.io import MediaError, load_audio
 from sonic.models.whisper import CHUNK_SAMPLES, encode_audio
 from sonic.timing import SAMPLE_RATE
 from tests.conftest import EXAMPLES
+from tests.media import make_talking_video, transcode
 
 
 @pytest.fixture
@@ -106,3 +109,35 @@ def test_unreadable_audio_names_the_file(tmp_path):
         load_audio(path)
     with pytest.raises(MediaError, match="not found"):
         load_audio(tmp_path / "absent.wav")
+
+
+def test_example_speech_is_what_librosa_load_gives():
+    import librosa
+
+    expected, _ = librosa.load(EXAMPLES / "speech.wav", sr=SAMPLE_RATE, mono=True)  # the released code's reader
+    np.testing.assert_array_equal(load_audio(EXAMPLES / "speech.wav"), expected)
+
+
+@pytest.mark.parametrize(("suffix", "codecs"), [(".mp4", None), (".mkv", ("libx265", "aac", 44_100))])
+def test_the_audio_of_a_video_file_is_read(tmp_path, suffix, codecs):
+    video = make_talking_video(tmp_path / "talk.mp4", seconds=2.0, size=128)
+    if codecs:
+        video = transcode(video, tmp_path / f"talk{suffix}", *codecs)
+    waveform = load_audio(video)
+    expected = read_audio(video)  # preprocessing's PyAV reader (aligned to the first video frame, ffmpeg's resampler)
+    assert abs(len(waveform) - len(expected)) <= 0.05 * SAMPLE_RATE  # AAC priming and start offsets
+    assert np.sqrt(np.mean(waveform**2)) == pytest.approx(np.sqrt(np.mean(expected**2)), rel=0.1)
+
+
+def test_a_corrupt_wav_header_gives_the_reasons(tmp_path):
+    path = tmp_path / "corrupt.wav"
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(30))
+    with pytest.raises(MediaError, match=r"corrupt\.wav: cannot be read as audio \(Error opening .*fmt.*; ffmpeg: "):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.05])
+def test_audio_shorter_than_one_generated_frame_is_a_user_error(tiny_components, seconds):
+    waveform = np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 5).astype(np.float32)
+    with pytest.raises(MediaError, match=rf"{seconds:.3f} s of audio is too short; Sonic needs at least 0\.08 s"):
+        prepare_audio((waveform, SAMPLE_RATE), tiny_components.feature_extractor, tiny_components.audio_encoder)
