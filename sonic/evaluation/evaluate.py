@@ -69,6 +69,12 @@ def pair_metrics(generated: Clip, reference: Clip) -> tuple[dict[str, Any], dict
     return values, series
 
 
+def no_reference_metrics(path: Path) -> dict[str, float]:
+    """The metrics one video has without a reference (training validation): flicker_score and freeze_seconds."""
+    clip = read_clip(path)
+    return {"flicker_score": flicker(clip.frames)[0]["flicker_score"], "freeze_seconds": freeze_seconds(clip)[0]}
+
+
 def network_metrics(generated: Clip, reference: Clip, networks: Networks, wanted: set[str]) -> dict[str, Any]:
     """Sync-C / Sync-D and CSIM of one video (those whose network is loaded and which have a face)."""
     values: dict[str, Any] = {}

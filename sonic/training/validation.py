@@ -1,4 +1,5 @@
-"""Validation videos: the validation portrait speaking the validation audio, generated with the current weights."""
+"""Validation videos: the validation portrait speaking the validation audio, generated with the current weights, and
+the evaluation metrics that need no reference video (flicker, freezes) logged with them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from accelerate import Accelerator
 
 from sonic.checkpoints import SonicComponents
 from sonic.config import TrainingConfig
+from sonic.evaluation.evaluate import no_reference_metrics
 from sonic.io import VideoWriter
 from sonic.pipeline import SonicPipeline
 
@@ -30,6 +32,7 @@ def log_validation(components: SonicComponents, config: TrainingConfig, accelera
         for frame in result.frames:
             writer.write(frame)
     log_video(accelerator, path, result.frames, step)
+    accelerator.log({f"validation/{key}": value for key, value in no_reference_metrics(path).items()}, step=step)
     return path
 
 
