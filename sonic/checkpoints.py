@@ -143,11 +143,20 @@ def weights_variant(folder: Path, weight_name: str) -> str | None:
     return "fp16" if (folder / weight_name.replace(".safetensors", ".fp16.safetensors")).is_file() else None
 
 
+def empty_unet(folder: Path) -> SonicUNet:
+    """The UNet of an SVD ``unet/config.json`` without weights; a config that is not JSON or does not describe a
+    UNet is a user error naming the file."""
+    try:
+        with init_empty_weights():
+            return SonicUNet.from_config(SonicUNet.load_config(folder))
+    except (OSError, ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{folder / 'config.json'}: not a UNet config ({error})") from error
+
+
 def load_released_unet(root: Path, dtype: torch.dtype) -> SonicUNet:
     """SVD-xt UNet config + Sonic's full ``unet.pth``, built without allocating random weights first."""
     path = root / SONIC_FILES[0]
-    with init_empty_weights():
-        unet = SonicUNet.from_config(SonicUNet.load_config(root / SVD_DIR / "unet"))
+    unet = empty_unet(root / SVD_DIR / "unet")
     load_strict(unet, load_state_dict_file(path), path, dtype)
     return unet
 

@@ -96,3 +96,12 @@ def test_mismatched_state_dict_names_the_file(tiny_checkpoint, tmp_path):
     torch.save(state_dict, path)
     with pytest.raises(CheckpointError, match=r"unet\.pth does not match"):
         load_components(root)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"in_channels": "eight", "block_out_channels": 5}'])
+def test_an_invalid_unet_config_is_a_checkpoint_error(tiny_checkpoint, tmp_path, text):
+    root = _copy(tiny_checkpoint, tmp_path)
+    config = root / SVD_DIR / "unet" / "config.json"
+    config.write_text(text)
+    with pytest.raises(CheckpointError, match=rf"{config}: not a UNet config"):
+        load_components(root)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sonic.errors import CheckpointError
 from sonic.models.faces import (
     DlibFaceDetector,
     Face,
@@ -226,11 +227,11 @@ def test_load_face_detector_uses_yolo_when_present(tmp_path, caplog):
 def test_corrupt_or_missing_yolo_file_names_the_path(tmp_path):
     corrupt = tmp_path / "yoloface_v5m.pt"
     corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(RuntimeError, match=re.escape(str(corrupt))):
+    with pytest.raises(CheckpointError, match=re.escape(str(corrupt))):
         load_face_detector(corrupt)
     state_dict = tmp_path / "state_dict.pt"
     torch.save({"weight": torch.zeros(3)}, state_dict)  # a valid torch file, but not TorchScript
-    with pytest.raises(RuntimeError, match=re.escape(str(state_dict))):
+    with pytest.raises(CheckpointError, match=re.escape(str(state_dict))):
         YoloFaceDetector(state_dict)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope.pt"))):
         YoloFaceDetector(tmp_path / "nope.pt")

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sonic.errors import CheckpointError
 from sonic.models.rife import RIFE
 from tests.conftest import read_manifest, shapes
 
@@ -108,11 +109,32 @@ def test_load_errors_name_the_path(tmp_path: Path) -> None:
     state.pop("module.block0.conv1.2.bias")
     state["module.extra.weight"] = torch.zeros(1)
     torch.save(state, wrong)
-    with pytest.raises(ValueError, match=r"wrong\.pkl.*RIFE/flownet\.pkl"):
+    with pytest.raises(CheckpointError, match=r"wrong\.pkl.*RIFE/flownet\.pkl"):
         RIFE.from_flownet(wrong)
     bad_shape = tmp_path / "bad_shape.pkl"
     state = _model().flownet_state_dict()
     state["module.block0.conv2.2.bias"] = torch.zeros(2)
     torch.save(state, bad_shape)
-    with pytest.raises(ValueError, match=r"bad_shape\.pkl"):
+    with pytest.raises(CheckpointError, match=r"bad_shape\.pkl"):
         RIFE.from_flownet(bad_shape)
+    truncated = tmp_path / "truncated.pkl"
+    torch.save(_model().flownet_state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=r"cannot load RIFE weights from .*truncated\.pkl"):
+        RIFE.from_flownet(truncated)
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_payload_in_flownet_never_runs(tmp_path: Path) -> None:
+    payload, marker = tmp_path / "flownet.pkl", tmp_path / "ran"
+    torch.save({"module.block0.conv0.0.weight": _Payload(marker)}, payload)
+    with pytest.raises(CheckpointError, match=r"flownet\.pkl"):
+        RIFE.from_flownet(payload)
+    assert not marker.exists()

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from sonic.errors import CheckpointError
+
 logger = logging.getLogger(__name__)
 
 YOLO_MIN_SIDE = 416
@@ -163,7 +165,7 @@ class YoloFaceDetector:
                 warnings.filterwarnings("ignore", ".*torch.jit.load.* is deprecated", DeprecationWarning)
                 model = torch.jit.load(str(self.path), map_location=self.device)
         except Exception as err:  # torch raises several error types depending on how the file is broken
-            raise RuntimeError(f"{self.path} is not a TorchScript module (expected yoloface_v5m.pt): {err}") from err
+            raise CheckpointError(f"{self.path} is not a TorchScript module (expected yoloface_v5m.pt): {err}") from err
         self.model = model.eval()
 
     def __call__(self, image: np.ndarray) -> list[Face]:

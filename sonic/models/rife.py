@@ -15,6 +15,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from sonic.errors import CheckpointError
+
 FLOWNET_PREFIX = "module."
 SCALES = (4, 2, 1)
 PAD_MULTIPLE = 32  # the 1/4 scale path followed by two stride-2 convs needs sizes divisible by 16; RIFE uses 32
@@ -161,9 +163,10 @@ class RIFE(ModelMixin, ConfigMixin):
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # unpickling errors come in many types; report them uniformly
-            raise ValueError(f"could not load RIFE weights from {path} (expected RIFE/flownet.pkl): {err}") from err
+            raise CheckpointError(f"cannot load RIFE weights from {path} (expected RIFE/flownet.pkl): {err}") from err
         if not isinstance(raw, dict):
-            raise ValueError(f"{path} does not hold a state dict (expected RIFE/flownet.pkl), got {type(raw).__name__}")
+            found = type(raw).__name__
+            raise CheckpointError(f"{path} does not hold a state dict (expected RIFE/flownet.pkl), got {found}")
         state = {(k[len(FLOWNET_PREFIX) :] if k.startswith(FLOWNET_PREFIX) else k): v for k, v in raw.items()}
         model = cls()
         _check_state(model.state_dict(), state, path)
@@ -173,14 +176,14 @@ class RIFE(ModelMixin, ConfigMixin):
 
 
 def _check_state(expected: dict[str, Tensor], found: dict[str, Tensor], path: Path) -> None:
-    """Raise a ValueError naming ``path`` when keys or shapes differ from the IFNet HDv3 layout."""
+    """Raise a CheckpointError naming ``path`` when keys or shapes differ from the IFNet HDv3 layout."""
     missing = sorted(expected.keys() - found.keys())
     unexpected = sorted(found.keys() - expected.keys())
     bad_shape = sorted(
         k for k in expected.keys() & found.keys() if tuple(getattr(found[k], "shape", ())) != tuple(expected[k].shape)
     )
     if missing or unexpected or bad_shape:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is not a RIFE HDv3 flownet checkpoint (expected RIFE/flownet.pkl): "
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
             f"{len(bad_shape)} shape mismatches {bad_shape[:3]}"
