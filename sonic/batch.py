@@ -66,14 +66,15 @@ def jobs_from_csv(path: str | Path, output_dir: str | Path) -> list[Job]:
     path, output_dir = Path(path), Path(output_dir)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: batch list not found")
-    with path.open(newline="") as file:
-        reader = csv.DictReader(file)
-        if not {"image", "audio"} <= set(reader.fieldnames or ()):
+    with path.open(newline="", encoding="utf-8-sig") as file:  # -sig: the byte-order mark spreadsheets write
+        reader = csv.DictReader(file, skipinitialspace=True)  # "image, audio" as well as "image,audio"
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+        if not {"image", "audio"} <= set(reader.fieldnames):
             raise ConfigError(f"{path}: the first line must be a header with columns image,audio[,output]")
         rows = list(reader)
     jobs = []
     for line, row in enumerate(rows, start=2):
-        if not row["image"] or not row["audio"]:
+        if not (row["image"] or "").strip() or not (row["audio"] or "").strip():
             raise ConfigError(f"{path}, line {line}: image and audio are both required")
         image, audio = path.parent / row["image"].strip(), path.parent / row["audio"].strip()
         output = (row.get("output") or "").strip() or f"{image.stem}_{audio.stem}.mp4"

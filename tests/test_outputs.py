@@ -137,6 +137,14 @@ def test_batch_outputs_are_resolved_kept_inside_the_output_dir_and_distinct(tmp_
                                                                                    absolute]  # fmt: skip
 
 
+def test_batch_csv_from_a_spreadsheet_with_a_byte_order_mark_and_spaces(tmp_path):
+    (tmp_path / "speech.wav").write_bytes(b"")
+    text = f"image, audio , output\n{PORTRAIT}, speech.wav, first.mp4\n"
+    (tmp_path / "jobs.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())  # what spreadsheet programs export
+    [job] = jobs_from_csv(tmp_path / "jobs.csv", tmp_path / "out")
+    assert (job.image, job.audio, job.output) == (PORTRAIT, tmp_path / "speech.wav", tmp_path / "out" / "first.mp4")
+
+
 def test_batch_jobs_with_unwritable_outputs_fail_before_the_model_loads(tmp_path):
     (tmp_path / "taken.mp4").mkdir()
     good, bad = (Job(PORTRAIT, PORTRAIT, tmp_path / name) for name in ("new/good.mp4", "taken.mp4"))
