@@ -28,6 +28,10 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint folder or file is missing, unreadable or does not match the model."""
 
 
+class DatasetError(UserError, ValueError):
+    """A training dataset is missing, unfinished or holds no usable clip; the message says how to make or fix it."""
+
+
 USER_ERRORS = (UserError, FileNotFoundError)
 
 

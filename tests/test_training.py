@@ -432,3 +432,25 @@ def test_labels_follow_the_clip_window(dataset: Path):
     assert [clip.buckets for clip in short.clips if clip.segment == record] == recomputed
     summary = json.loads((dataset / "summary.json").read_text())
     assert summary["clip"] == {"video_fps": 25.0, "label_window_frames": 25, "label_step": 2}
+
+
+def test_a_folder_that_is_no_usable_dataset_is_one_error_line(tiny_checkpoint, dataset, tmp_path, capsys):
+    models = ("--model_path", tiny_checkpoint / SVD_DIR, "--whisper_path", tiny_checkpoint / WHISPER_DIR)
+
+    def error_for(data_root: Path) -> str:
+        return refused(capsys, "--data_root", data_root, *models, "--output_dir", tmp_path / "run", "--report_to", "none")
+
+    raw = tmp_path / "raw"
+    make_talking_video(raw / "clip.mp4", seconds=0.5, size=64)
+    expected = f"{raw} is a folder of 1 raw videos (no manifest.jsonl); preprocess it first: python sonic_preprocess.py"
+    assert expected in error_for(raw)
+    (tmp_path / "empty").mkdir()
+    assert "is not a preprocessed Sonic dataset" in error_for(tmp_path / "empty")
+    torn = tmp_path / "torn"
+    shutil.copytree(dataset, torn)
+    with open(torn / MANIFEST, "a") as file:
+        file.write('{"id": "half-writ')
+    message = error_for(torn)
+    assert "manifest.jsonl, line 3: not a segment record" in message and "rerun sonic_preprocess.py" in message
+    (torn / MANIFEST).write_text("")
+    assert "no usable clip" in error_for(torn)

@@ -46,6 +46,7 @@ from sonic.data.motion import (
     landmark_jump,
     usable,
 )
+from sonic.errors import DatasetError
 from sonic.inputs import clip_input
 from sonic.timing import GENERATION_STEP, TOKENS_PER_VIDEO_FRAME, VIDEO_FPS, WINDOW_FRAMES, window_span
 
@@ -205,7 +206,10 @@ class SonicClipDataset(Dataset):
         limits = limits or MotionLimits()
         self.clips = list_clips(root, num_frames, step, window_stride, limits)
         if not self.clips:
-            raise ValueError(f"{root}: no usable clip of {num_frames} frames at step {step} ({limits})")
+            raise DatasetError(
+                f"{root}: no usable clip of {num_frames} frames at step {step} ({limits}); see "
+                "summary.json for what the segments measure and failures.jsonl for the rejections"
+            )
 
     def __len__(self) -> int:
         return len(self.clips)

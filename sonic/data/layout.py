@@ -30,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sonic.data.motion import LABELS
+from sonic.errors import DatasetError
 from sonic.timing import GENERATION_STEP, VIDEO_FPS, WINDOW_FRAMES
 
 MANIFEST, FAILURES, SUMMARY, SEGMENTS = "manifest.jsonl", "failures.jsonl", "summary.json", "segments"
@@ -70,20 +71,29 @@ class SegmentRecord:
         return Path(dataset) / SEGMENTS / self.id
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")  # what preprocessing reads
+
+
 def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
-    """The usable segments of a dataset; a clear error when the folder is not a preprocessed dataset."""
-    path = Path(dataset) / MANIFEST
+    """The usable segments of a dataset; a :class:`DatasetError` saying what to do when the folder is not a
+    preprocessed dataset (raw videos, empty) or its manifest was cut off by an interrupted run."""
+    path, make = Path(dataset) / MANIFEST, f"python sonic_preprocess.py --input RAW_VIDEOS --output {dataset}"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{dataset} is not a preprocessed Sonic dataset (no {MANIFEST}); make one from raw videos with "
-            f"`python sonic_preprocess.py --input RAW_VIDEOS --output {dataset} --checkpoint checkpoints`"
-        )
+        videos = sum(1 for file in Path(dataset).rglob("*") if file.suffix.lower() in VIDEO_SUFFIXES)
+        what = f"a folder of {videos} raw videos" if videos else "not a preprocessed Sonic dataset"
+        raise DatasetError(f"{dataset} is {what} (no {MANIFEST}); preprocess it first: {make} --checkpoint checkpoints")
     fields = {field.name for field in dataclasses.fields(SegmentRecord)}
     records = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
             values = json.loads(line)
             records.append(SegmentRecord(**{key: values[key] for key in fields}))
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise DatasetError(f"{path}, line {number}: not a segment record ({error}); an interrupted preprocessing "
+                               "run leaves such a line: rerun sonic_preprocess.py with the same --output to finish "
+                               "it") from error  # fmt: skip
     return records
 
 

@@ -33,7 +33,7 @@ from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
-from sonic.data.layout import SEGMENTS
+from sonic.data.layout import SEGMENTS, VIDEO_SUFFIXES
 from sonic.data.ledger import Ledger, write_failure
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
 from sonic.data.summary import summary_line, write_summary
@@ -44,7 +44,6 @@ from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 NO_AUDIO, SILENT_AUDIO, TOO_SHORT = "no_audio", "silent_audio", "too_short"
 UNREADABLE, ERROR = "unreadable", "error"
 
@@ -203,7 +202,7 @@ def list_videos(source: str | Path) -> list[tuple[str, Path]]:
     line (blank lines and # comments skipped; relative paths are relative to the list file; key = the line)."""
     source = Path(source)
     if source.is_dir():
-        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         return [(p.relative_to(source).as_posix(), p) for p in paths]
     if source.is_file():
         lines = [line.strip() for line in source.read_text().splitlines()]
