@@ -435,10 +435,11 @@ def test_labels_follow_the_clip_window(dataset: Path):
 
 
 def test_a_folder_that_is_no_usable_dataset_is_one_error_line(tiny_checkpoint, dataset, tmp_path, capsys):
-    models = ("--model_path", tiny_checkpoint / SVD_DIR, "--whisper_path", tiny_checkpoint / WHISPER_DIR)
+    flags = ("--model_path", tiny_checkpoint / SVD_DIR, "--whisper_path", tiny_checkpoint / WHISPER_DIR,
+             "--output_dir", tmp_path / "run", "--report_to", "none")  # fmt: skip
 
     def error_for(data_root: Path) -> str:
-        return refused(capsys, "--data_root", data_root, *models, "--output_dir", tmp_path / "run", "--report_to", "none")
+        return refused(capsys, "--data_root", data_root, *flags)
 
     raw = tmp_path / "raw"
     make_talking_video(raw / "clip.mp4", seconds=0.5, size=64)
