@@ -183,6 +183,22 @@ def test_protocol_mode_generates_each_test_with_the_tiny_checkpoint_then_evaluat
     assert "no face" in result["skipped"]["lmd"]  # the tiny model draws noise, not a face
 
 
+def test_the_committed_protocol_list_reads_and_bad_rows_are_named(tmp_path):
+    from sonic.config import ConfigError
+    from sonic.evaluation.protocol import read_protocol
+
+    listed = Path(__file__).resolve().parents[1] / "configs" / "eval_protocol.csv"
+    root = tmp_path / "clips"
+    root.mkdir()
+    for line in listed.read_text().splitlines()[6:]:
+        (root / line.split(",")[1]).touch()
+    cases = read_protocol(listed, root)
+    assert len(cases) == 11 and {case.seed for case in cases} == {42} and cases[0].seconds == 4.0
+    (tmp_path / "bad.csv").write_text("id,reference,seconds\na,clips/lp_d6.mp4,four\n")
+    with pytest.raises(ConfigError, match=r"bad\.csv row 2: seconds must be a number"):
+        read_protocol(tmp_path / "bad.csv")
+
+
 # ----------------------------------------------------------------------------------------------- real clips
 def degraded_copy(source: Path, path: Path, flicker_levels: float = 0.0, freeze: tuple[int, int] | None = None) -> Path:
     """A re-encoded copy of ``source`` (25 fps, its audio): brightness + ``flicker_levels`` on every other 2-s span
