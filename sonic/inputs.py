@@ -15,7 +15,8 @@ from sonic.conditioning import Box, face_mask, generation_size, square_crop_box
 from sonic.config import ConfigError
 from sonic.images import load_image
 from sonic.io import MediaError, load_audio
-from sonic.models.faces import FaceDetector, largest_face
+from sonic.models.face_search import search_face
+from sonic.models.faces import FaceDetector
 from sonic.models.whisper import AudioFeatures, encode_audio
 from sonic.timing import GENERATION_STEP, SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 
@@ -44,12 +45,13 @@ def find_face(image: np.ndarray, detector: FaceDetector | None, face_box: Box | 
         if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
             raise ConfigError(f"face_box {face_box} is not inside the {width}x{height} image")
         return tuple(float(v) for v in face_box)
-    face = largest_face(detector(image)) if detector is not None else None
+    face = search_face(image, detector, name) if detector is not None else None
     if face is None:
         height, width = image.shape[:2]
         raise MediaError(
-            f"{name}: no face found. Pass face_box=(x1, y1, x2, y2) in pixels, or animate the whole image "
-            f"with face_box=(0, 0, {width}, {height})."
+            f"{name}: no face found (by the face detector, on a padded copy, by HOG at 1600 px and by dlib's CNN "
+            f"detector). Pass face_box=(x1, y1, x2, y2) in pixels, or animate the whole image with "
+            f"face_box=(0, 0, {width}, {height})."
         )
     return face.box
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sonic.errors import CheckpointError
+from sonic.models.face_search import search_face
 from sonic.models.faces import (
     DlibFaceDetector,
     Face,
@@ -235,3 +236,20 @@ def test_corrupt_or_missing_yolo_file_names_the_path(tmp_path):
         YoloFaceDetector(state_dict)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope.pt"))):
         YoloFaceDetector(tmp_path / "nope.pt")
+
+
+def test_face_search_falls_back_to_a_padded_copy_then_to_the_cnn_detector(caplog):
+    """The example portrait cut by the image edge: at the top (96 px) HOG needs the padded copy; at the left
+    (200 px, through the face) only dlib's CNN detector finds it. The log names the search that found it."""
+    portrait = cv2.cvtColor(cv2.imread(str(PORTRAIT)), cv2.COLOR_BGR2RGB)
+    hog = DlibFaceDetector()
+    top, left = portrait[96:], portrait[:, 200:]
+    assert not hog(top) and not hog(left)
+    with caplog.at_level(logging.WARNING, logger="sonic.models.face_search"):
+        padded = search_face(top, hog, "top.png")
+        cnn = search_face(left, hog, "left.png")
+    assert "top.png: the face was found by the padded search" in caplog.text
+    assert "left.png: the face was found by the cnn search" in caplog.text
+    assert padded is not None and padded.box[1] == 0.0 and padded.box[3] < 120  # clipped at the cut, face size kept
+    assert cnn is not None and cnn.box[0] == 0.0 and 40 < cnn.box[2] < 120 and 40 < cnn.box[3] - cnn.box[1] < 160
+    assert search_face(np.full((200, 200, 3), 128, np.uint8), hog, "grey.png") is None
