@@ -44,15 +44,15 @@ def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_api_and_entry_modules_import_from_another_folder(tmp_path):
-    result = python(f"import sonic_implementation, {', '.join(ENTRY_MODULES)}; print(sonic_implementation.__name__)",
-                    tmp_path)  # fmt: skip
+    modules = ", ".join(["sonic_implementation", "sonic_eval", *ENTRY_MODULES])
+    result = python(f"import {modules}; print(sonic_implementation.__name__)", tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "sonic_implementation", result.stderr
 
 
 def test_every_console_script_is_installed():
     section = (ROOT / "pyproject.toml").read_text().split("[project.scripts]\n")[1].split("\n[")[0]
     declared = dict(re.findall(r'^([\w-]+) = "(\S+)"$', section, flags=re.MULTILINE))  # no tomllib on Python 3.10
-    assert {"sonic-demo", "sonic-train", "sonic-preprocess"} <= declared.keys()
+    assert {"sonic-demo", "sonic-train", "sonic-preprocess", "sonic-eval"} <= declared.keys()
     installed = {point.name: point.value for point in importlib.metadata.distribution("sonic").entry_points}
     assert installed == declared, "reinstall: pip install -e '.[dev]'"
     for name in declared:
@@ -70,6 +70,12 @@ def test_help_and_option_errors_come_before_torch(module, tmp_path):
     refused = python(PROBE.format(module=module, argv=["--config", "bad.yaml"]), tmp_path)
     assert refused.returncode == 2 and refused.stdout.splitlines()[-1] == "torch not imported"
     assert re.fullmatch(r"error: \w+\.resolution must be a whole number, got None\n", refused.stderr), refused.stderr
+
+
+def test_the_evaluation_help_comes_before_torch(tmp_path):
+    helped = python(PROBE.format(module="sonic_eval", argv=["--help"]), tmp_path)
+    assert helped.returncode == 0 and "--reference" in helped.stdout, helped.stderr
+    assert helped.stdout.splitlines()[-1] == "torch not imported"
 
 
 def test_run_entry_point_gives_the_exit_codes(capsys):

@@ -1,6 +1,6 @@
 """Evaluation (sonic_eval.py, sonic/evaluation): the maths on known inputs, the tiny published-format networks, the
 CLI on generated clips, protocol mode with the tiny checkpoint, and the ranking of real clips against degraded
-copies of themselves (../shared/data/real_talking, skipped when absent)."""
+copies of themselves (shared/data/real_talking, skipped when absent)."""
 
 from __future__ import annotations
 

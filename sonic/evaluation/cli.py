@@ -7,21 +7,17 @@ protocol list or option), printed as one ``error:`` line; 1 an internal error, w
 from __future__ import annotations
 
 import argparse
-import sys
-import traceback
 from pathlib import Path
 
-from sonic.api import USER_ERRORS
-from sonic.checkpoints import resolve_device
 from sonic.config import ConfigError, InferenceConfig, add_arguments, config_from_args
-from sonic.evaluation.evaluate import evaluate_folders
+from sonic.errors import run_entry_point
 from sonic.evaluation.report import METRICS
-from sonic.evaluation.weights import DEFAULT_WEIGHTS, WeightError
+from sonic.evaluation.weights import DEFAULT_WEIGHTS
 
 EPILOG = """examples:
   python sonic_eval.py --reference data/test/reference --generated outputs/test --output reports/test
   python sonic_eval.py --reference REF --generated GEN --output REPORT --metrics lmd psnr ssim flicker_score
-  python sonic_eval.py --protocol configs/eval_protocol.csv --data-root ../shared/data/real_talking \\
+  python sonic_eval.py --protocol configs/eval_protocol.csv --data-root shared/data/real_talking \\
       --checkpoint checkpoints --output reports/released --steps 25
 
 Videos are paired by file stem (REF/anna.mp4 <-> GEN/anna.mp4). Metrics that need published weights (FID, FVD,
@@ -55,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The work after parsing: torch, the networks and the pipeline are imported only here (fast ``--help``)."""
+    from sonic.checkpoints import resolve_device
+    from sonic.evaluation.evaluate import evaluate_folders
+
     config = config_from_args(InferenceConfig, args)
     device = resolve_device(config.device, "--device")
     options = {"weights_dir": args.weights, "metrics": args.metrics, "device": device}
@@ -73,16 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes as every entry point (:mod:`sonic.errors`)."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (*USER_ERRORS, WeightError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("error: internal error; the traceback above is worth a bug report", file=sys.stderr)
-        return 1
+    return run_entry_point(lambda: run(args))

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from sonic.data.decode import decode_frames, luma, read_audio, to_rgb
+from sonic.data.layout import VIDEO_SUFFIXES
 from sonic.evaluation.faces import FaceTrack
-from sonic.io import SAMPLE_RATE, MediaError
+from sonic.io import MediaError
+from sonic.timing import SAMPLE_RATE, VIDEO_FPS
 
-FPS = 25.0  # decode_frames' rate: every metric counts frames at 25 fps
 WORK_SIDE = 512  # px: long side of the frames the pixel and network metrics see
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Clip:
 
     @property
     def seconds(self) -> float:
-        return len(self.frames) / FPS
+        return len(self.frames) / VIDEO_FPS
 
     def has_face(self) -> bool:
         return bool(np.isfinite(self.landmarks).all(axis=(1, 2)).any())

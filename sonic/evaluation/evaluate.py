@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from sonic.evaluation import frechet, identity, syncnet, weights
-from sonic.evaluation.clips import FPS, WORK_SIDE, Clip, pair_videos, read_clip
+from sonic.evaluation.clips import WORK_SIDE, Clip, pair_videos, read_clip
 from sonic.evaluation.flicker import flicker
 from sonic.evaluation.motion import freeze_seconds, motion_errors
 from sonic.evaluation.mouth import lmd
 from sonic.evaluation.pixels import psnr_ssim
 from sonic.evaluation.report import METRICS, plot_video, write_json, write_markdown
+from sonic.timing import VIDEO_FPS
 
 SET_LEVEL = ("fid", "fvd")
 MAY_BE_NONE = ("flicker_period_s",)  # None is a result: no periodic flicker
@@ -171,7 +172,7 @@ def evaluate_folders(reference: Path, generated: Path, output: Path, weights_dir
     skipped.update(set_skips)
     mean.update(means(per_video, wanted, skipped))
     mean = {key: mean[key] for key in METRICS if key in mean}
-    record = {"mode": "folders", "reference": str(reference), "generated": str(generated), "fps": FPS,
+    record = {"mode": "folders", "reference": str(reference), "generated": str(generated), "fps": VIDEO_FPS,
               "work_side": WORK_SIDE, "weights": networks.hashes, "unpaired": unpaired, **(protocol or {})}  # fmt: skip
     report = {"mean": mean, "per_video": per_video, "skipped": skipped, "protocol": record}
     write_json(report, output)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import median_filter
 
-from sonic.data.motion import WINDOW_FRAMES
-from sonic.evaluation.clips import FPS
+from sonic.timing import VIDEO_FPS, WINDOW_FRAMES
 
 MEDIAN_SPAN = 5  # transitions: wide enough that a one-frame jump never is its own median
 EVENT_LEVEL = 2.0  # levels: a jump this large is visible as a flash on a still picture
@@ -65,6 +64,6 @@ def flicker(frames: np.ndarray) -> tuple[dict[str, float | bool | None], np.ndar
     score = float(np.sqrt((series**2).mean())) if len(series) else 0.0
     period = dominant_period(series)
     aligned = None if period is None else bool(abs(period - WINDOW_FRAMES * round(period / WINDOW_FRAMES)) <= 1)
-    values = {"flicker_score": score, "flicker_period_s": None if period is None else period / FPS,
+    values = {"flicker_score": score, "flicker_period_s": None if period is None else period / VIDEO_FPS,
               "flicker_window_aligned": aligned}  # fmt: skip
     return values, series

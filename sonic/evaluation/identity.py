@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sonic.evaluation.clips import FPS
 from sonic.evaluation.faces import similarity_fit
 from sonic.evaluation.weights import WeightError
+from sonic.timing import VIDEO_FPS
 
 ARCFACE_SIDE = 112
 ARCFACE_TEMPLATE = np.array(
@@ -71,5 +71,5 @@ def identity_scores(model: ArcFace, reference: tuple[np.ndarray, np.ndarray], fr
     target = model(aligned_face(*reference)[None])[0]
     faces = np.stack([aligned_face(frames[i], landmarks[i]) for i in found])
     cosine[found] = model(faces) @ target
-    drift = float(np.polyfit(found / FPS, cosine[found], 1)[0]) if len(found) >= 2 else float("nan")
+    drift = float(np.polyfit(found / VIDEO_FPS, cosine[found], 1)[0]) if len(found) >= 2 else float("nan")
     return {"csim": float(cosine[found].mean()), "csim_drift": drift}, cosine

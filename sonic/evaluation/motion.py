@@ -15,10 +15,9 @@ import cv2
 import numpy as np
 
 from sonic.data.motion import expression_motion, face_box_from_landmarks, head_motion
-from sonic.evaluation.clips import FPS, Clip
-from sonic.io import SAMPLE_RATE
+from sonic.evaluation.clips import Clip
+from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
-SAMPLES_PER_FRAME = round(SAMPLE_RATE / FPS)  # 640
 # grey levels of mean face-box change per frame; voiced speech on 5 real clips: 1st percentile >= 0.63 (below that
 # only repeated source frames, in runs of 1-2 frames)
 FREEZE_LEVEL = 0.3
@@ -62,10 +61,10 @@ def voiced_frames(audio: np.ndarray | None, frames: int) -> np.ndarray:
     """Boolean (frames,): the frame's 40 ms of audio carry speech energy (all False without audio)."""
     if audio is None:
         return np.zeros(frames, dtype=bool)
-    padded = np.zeros(frames * SAMPLES_PER_FRAME, np.float64)
+    padded = np.zeros(frames * SAMPLES_PER_VIDEO_FRAME, np.float64)
     used = audio[: len(padded)]
     padded[: len(used)] = used
-    energy = 10 * np.log10((padded.reshape(frames, SAMPLES_PER_FRAME) ** 2).mean(axis=1) + 1e-12)
+    energy = 10 * np.log10((padded.reshape(frames, SAMPLES_PER_VIDEO_FRAME) ** 2).mean(axis=1) + 1e-12)
     loud = np.percentile(energy, 95)
     return (energy > loud - VOICED_DB) & (loud > -60)
 
@@ -108,4 +107,4 @@ def freeze_seconds(clip: Clip) -> tuple[float, dict[str, np.ndarray]]:
     motion = face_motion(clip)
     voiced = voiced_frames(clip.audio, len(motion))
     frozen = frozen_frames(motion, voiced)
-    return float(frozen.sum() / FPS), {"face_motion": motion, "voiced": voiced, "frozen": frozen}
+    return float(frozen.sum() / VIDEO_FPS), {"face_motion": motion, "voiced": voiced, "frozen": frozen}

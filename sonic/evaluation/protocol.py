@@ -19,9 +19,9 @@ import numpy as np
 
 from sonic.config import ConfigError, InferenceConfig
 from sonic.data.decode import decode_frames, read_audio, to_rgb
-from sonic.evaluation.clips import FPS
 from sonic.evaluation.evaluate import evaluate_folders
-from sonic.io import SAMPLE_RATE, MediaError, VideoWriter
+from sonic.io import MediaError, VideoWriter
+from sonic.timing import SAMPLE_RATE, VIDEO_FPS
 
 COLUMNS = ("id", "reference", "image", "start_s", "seconds", "seed")
 
@@ -74,8 +74,8 @@ def read_protocol(path: Path, data_root: Path | None = None) -> list[TestCase]:
 def cut_reference(case: TestCase, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Writes the reference clip of ``case`` to ``path``; returns its first frame (RGB) and its 16 kHz audio."""
     first_frame, last = (
-        round(case.start_s * FPS),
-        None if case.seconds is None else round((case.start_s + case.seconds) * FPS),
+        round(case.start_s * VIDEO_FPS),
+        None if case.seconds is None else round((case.start_s + case.seconds) * VIDEO_FPS),
     )
     audio = read_audio(case.reference, SAMPLE_RATE)
     start = round(case.start_s * SAMPLE_RATE)
@@ -83,7 +83,7 @@ def cut_reference(case: TestCase, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if audio.size == 0:
         raise MediaError(f"{case.reference}: no audio from {case.start_s} s")
     first = None
-    with VideoWriter(path, fps=FPS, audio=audio) as writer:
+    with VideoWriter(path, fps=VIDEO_FPS, audio=audio) as writer:
         for index, frame in enumerate(decode_frames(case.reference)):
             if last is not None and index >= last:
                 break

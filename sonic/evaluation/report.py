@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sonic.data.motion import WINDOW_FRAMES
-from sonic.evaluation.clips import FPS
+from sonic.timing import VIDEO_FPS, WINDOW_FRAMES
 
 # metric key -> (column title, direction: the better way)
 COLUMNS = {
@@ -75,17 +74,19 @@ def plot_video(stem: str, series: dict[str, np.ndarray], path: Path) -> Path:
 
     figure, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     jumps = series["flicker"]
-    axes[0].plot(np.arange(1, len(jumps) + 1) / FPS, jumps, lw=0.8)
-    for second in np.arange(0, (len(jumps) + 1) / FPS, WINDOW_FRAMES / FPS):
+    axes[0].plot(np.arange(1, len(jumps) + 1) / VIDEO_FPS, jumps, lw=0.8)
+    for second in np.arange(0, (len(jumps) + 1) / VIDEO_FPS, WINDOW_FRAMES / VIDEO_FPS):
         axes[0].axvline(second, color="grey", lw=0.3)
     axes[0].set_ylabel("flicker jump (levels)")
     for key, style in (("gen_head", "C0-"), ("ref_head", "C0:"), ("gen_expression", "C1-"), ("ref_expression", "C1:")):
         if key in series:
-            axes[1].plot(np.arange(len(series[key])) / FPS, series[key], style, lw=0.8, label=key.replace("_", " "))
+            axes[1].plot(
+                np.arange(len(series[key])) / VIDEO_FPS, series[key], style, lw=0.8, label=key.replace("_", " ")
+            )
     axes[1].set_ylabel("motion label (window start)")
     axes[1].legend(fontsize=7, ncol=4)
     if "face_motion" in series:
-        time = np.arange(len(series["face_motion"])) / FPS
+        time = np.arange(len(series["face_motion"])) / VIDEO_FPS
         axes[2].plot(time, series["face_motion"], lw=0.8, color="C2")
         top = np.nanmax(series["face_motion"]) if np.isfinite(series["face_motion"]).any() else 1.0
         axes[2].fill_between(time, 0, top, where=series["voiced"], color="C2", alpha=0.08, label="voiced")

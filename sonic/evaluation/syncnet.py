@@ -23,7 +23,7 @@ from torch import nn
 
 from sonic.data.motion import face_box_from_landmarks
 from sonic.evaluation.weights import WeightError
-from sonic.io import SAMPLE_RATE
+from sonic.timing import SAMPLE_RATE
 
 AUDIO_CHANNELS = (64, 192, 384, 256, 256, 512)
 LIP_CHANNELS = (96, 256, 256, 256, 256, 512)

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from sonic.errors import CheckpointError
+
 DEFAULT_WEIGHTS = Path("checkpoints/eval")
 
 
@@ -54,7 +56,7 @@ ARCFACE = WeightFile(
 WEIGHT_FILES = (INCEPTION, I3D, SYNCNET, ARCFACE)
 
 
-class WeightError(ValueError):
+class WeightError(CheckpointError):
     """A weight file exists but cannot be used (wrong checksum, not the expected format)."""
 
 
