@@ -287,6 +287,10 @@ class PreprocessConfig(LabelLimits, ConfigBase):
                                   "detections is another face (ends the segment)")  # fmt: skip
     cut_threshold: float = option(0.12, "shot cut when the mean absolute difference of consecutive 32x32 grey "
                                   "thumbnails (0-1) exceeds this")  # fmt: skip
+    syncnet: str | None = option(None, "SyncNet v2 weights (e.g. checkpoints/eval/syncnet_v2.model): measure "
+                                 "each segment's audio-visual offset, reject those off by > max_av_offset")  # fmt: skip
+    max_av_offset: int = option(1, "with --syncnet: segments whose audio and picture are more than this many frames "
+                                "apart are rejected (av_offset)")  # fmt: skip
     x264_preset: str = option("veryfast", "x264 preset of the crop videos: veryfast encodes ~2.5x faster than medium "
                               "for ~17% larger files at the same crf 18", choices=X264_PRESETS)  # fmt: skip
 
@@ -296,6 +300,7 @@ class PreprocessConfig(LabelLimits, ConfigBase):
             raise ConfigError("preprocess.input and preprocess.output are required")
         self._check_resolution()
         self._check_range("workers", "detect_stride", "detect_max_side", low=1)
+        self._check_range("max_av_offset", low=0)
         if self.ray_address is not None and self.engine != "ray":
             raise ConfigError("preprocess.ray_address needs engine: ray")
         self._check_range("detect_upsample", "max_gap_frames", "max_face_jump", "cut_threshold", *LIMITS, low=0)

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 import sonic_preprocess
 from sonic.checkpoints import WHISPER_DIR, YOLOFACE_FILE
 from sonic.config import ConfigError, PreprocessConfig
-from sonic.data import tracking
+from sonic.data import av_sync, tracking
 from sonic.data.decode import decode_frames, to_rgb
 from sonic.data.layout import (
     FAILURES,
@@ -449,3 +449,22 @@ def test_verify_reports_non_finite_features(dataset, tmp_path):
     problems = verify_dataset(damaged)
     assert f"{row['id']}: features.safetensors: whisper has NaN or infinite values" in problems
     assert any(p.startswith(f"{row['id']}: features.safetensors: translation must be finite") for p in problems)
+
+
+@pytest.mark.slow
+def test_with_syncnet_weights_each_segment_records_its_offset_and_bad_sync_is_rejected(
+    raw_videos, tiny_checkpoint, tmp_path, monkeypatch
+):
+    video, weights = raw_videos / "still.mp4", tiny_checkpoint / "eval" / "syncnet_v2.model"
+    config = config_for(video, tmp_path / "out", tiny_checkpoint, syncnet=str(weights), max_av_offset=15)
+    models = load_models(config)
+    kept = process_video("still.mp4", video, tmp_path / "out", config, models)
+    meta = json.loads((tmp_path / "out" / SEGMENTS / kept.manifest[0]["id"] / META).read_text())
+    assert meta["av_sync"]["checked"] and -15 <= meta["av_sync"]["offset_frames"] <= 15  # the +-15 search range
+    monkeypatch.setattr(av_sync, "crop_sync_scores", lambda *args: {"sync_c": 4.2, "sync_d": 7.0, "sync_offset": 3})
+    strict = config_for(video, tmp_path / "strict", tiny_checkpoint, syncnet=str(weights), max_av_offset=1)
+    rejected = process_video("still.mp4", video, tmp_path / "strict", strict, models)
+    assert rejected.manifest == [] and [row["reason"] for row in rejected.failures] == ["av_offset"]
+    assert rejected.failures[0]["segment"] == [0, 75] and "offset 3 frames (confidence 4.20) > 1" in (
+        rejected.failures[0]["detail"])  # fmt: skip
+    assert not list((tmp_path / "strict" / SEGMENTS).iterdir())

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
@@ -39,6 +40,9 @@ from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id
 from sonic.data.summary import summary_line, write_summary
 from sonic.inputs import SILENCE
 from sonic.io import MediaError
+
+if TYPE_CHECKING:
+    from sonic.evaluation.syncnet import SyncNet
 from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector
 from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
@@ -56,6 +60,8 @@ class Models:
     landmarker: DlibFaceDetector
     extractor: WhisperFeatureExtractor
     encoder: WhisperEncoder
+    syncnet: SyncNet | None = None  # with --syncnet: the audio-visual offset filter
+    device: str = "cpu"
 
 
 def load_models(config: PreprocessConfig) -> Models:
@@ -69,7 +75,12 @@ def load_models(config: PreprocessConfig) -> Models:
         detector: FaceDetector = YoloFaceDetector(yolo, device)
     else:  # tracking needs boxes only
         detector = DlibFaceDetector(upsample=config.detect_upsample, max_side=config.detect_max_side, landmarks=False)
-    return Models(detector, DlibFaceDetector(max_side=None), extractor, encoder)
+    syncnet = None
+    if config.syncnet is not None:
+        from sonic.evaluation.syncnet import load_syncnet
+
+        syncnet = load_syncnet(Path(config.syncnet), device)
+    return Models(detector, DlibFaceDetector(max_side=None), extractor, encoder, syncnet, str(device))
 
 
 @dataclass
@@ -124,7 +135,27 @@ def _process(
     plans, failures = plan_segments(source, scan, len(audio) // SAMPLES_PER_VIDEO_FRAME, config)
     # Decoding again beats keeping the frames: a 1080x1920 frame is 3 MB, a 30-s segment 2.3 GB per worker.
     rows = write_segments(source, decode_frames(path), plans, audio, output, config, models)
+    if models.syncnet is not None:
+        rows = _in_sync(source, rows, failures, output, config, models)
     return rows, failures, scan.num_frames
+
+
+def _in_sync(
+    source: str, rows: list[dict], failures: list[dict], output: Path, config: PreprocessConfig, models: Models
+) -> list[dict]:
+    """The written segments whose audio and picture agree (:mod:`sonic.data.av_sync`); the others become
+    ``av_offset`` failures (their folders removed)."""
+    from sonic.data.av_sync import AV_OFFSET, check_segment
+
+    kept = []
+    for row in rows:
+        reason = check_segment(output / SEGMENTS / row["id"], models.syncnet, models.device, config.max_av_offset)
+        if reason is None:
+            kept.append(row)
+        else:
+            frames = (row["start_frame"], row["start_frame"] + row["num_frames"])
+            failures.append(failure(source, AV_OFFSET, reason, frames))
+    return kept
 
 
 def plan_segments(

@@ -40,7 +40,7 @@ from sonic.models.whisper import encode_audio
 from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 KEYFRAME_INTERVAL = 50  # 2 s: training seeks to a clip and decodes at most this many frames before it
-AV_SYNC_NOT_CHECKED = {"checked": False, "reason": "no SyncNet weights: the audio-visual offset was not measured"}
+AV_SYNC_NOT_CHECKED = {"checked": False, "reason": "no SyncNet weights given (--syncnet): the offset was not measured"}
 
 
 @dataclass

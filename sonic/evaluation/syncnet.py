@@ -105,24 +105,31 @@ def mfcc(audio: np.ndarray) -> np.ndarray:
     return python_speech_features.mfcc(pcm, SAMPLE_RATE).T
 
 
-def face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) RGB + (T, 68, 2) -> (T, 224, 224, 3) BGR crops (frames without a face take the nearest box)."""
+def crop_track(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 68, 2) landmarks (NaN where no face) -> (T, 3) crop centre x, y and half-size, median-filtered like
+    syncnet_python's track (frames without a face take the nearest box)."""
     found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))
     assert len(found), "face crops need at least one frame with landmarks"
     boxes = np.array([face_box_from_landmarks(landmarks[i]) for i in found])
     track = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
                       np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2])  # fmt: skip
-    track = np.stack([np.interp(np.arange(len(frames)), found, row) for row in track])
-    x, y, s = (medfilt(row, TRACK_SMOOTH) if len(row) >= TRACK_SMOOTH else row for row in track)
-    crops = []
-    for frame, cx, cy, half in zip(frames, x, y, s, strict=True):
-        pad = int(half * (1 + 2 * CROP_SCALE))
-        padded = cv2.copyMakeBorder(frame[..., ::-1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_GREY,) * 3)
-        my, mx = cy + pad, cx + pad
-        face = padded[int(my - half) : int(my + half * (1 + 2 * CROP_SCALE)),
-                      int(mx - half * (1 + CROP_SCALE)) : int(mx + half * (1 + CROP_SCALE))]  # fmt: skip
-        crops.append(cv2.resize(face, (CROP_SIDE, CROP_SIDE)))
-    return np.stack(crops)
+    track = np.stack([np.interp(np.arange(len(landmarks)), found, row) for row in track])
+    return np.stack([medfilt(row, TRACK_SMOOTH) if len(row) >= TRACK_SMOOTH else row for row in track], axis=1)
+
+
+def crop_face(frame: np.ndarray, centre_x: float, centre_y: float, half: float) -> np.ndarray:
+    """One RGB frame -> syncnet_python's (224, 224, 3) BGR face crop around a track point."""
+    pad = int(half * (1 + 2 * CROP_SCALE))
+    padded = cv2.copyMakeBorder(frame[..., ::-1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_GREY,) * 3)
+    my, mx = centre_y + pad, centre_x + pad
+    face = padded[int(my - half) : int(my + half * (1 + 2 * CROP_SCALE)),
+                  int(mx - half * (1 + CROP_SCALE)) : int(mx + half * (1 + CROP_SCALE))]  # fmt: skip
+    return cv2.resize(face, (CROP_SIDE, CROP_SIDE))
+
+
+def face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) RGB + (T, 68, 2) -> (T, 224, 224, 3) BGR crops."""
+    return np.stack([crop_face(frame, *point) for frame, point in zip(frames, crop_track(landmarks), strict=True)])
 
 
 @torch.no_grad()
@@ -160,7 +167,12 @@ def sync_scores(
     model: SyncNet, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray, device: str
 ) -> dict[str, float]:
     """sync_c, sync_d and the offset (frames) of one video with its audio."""
-    video, sound = embeddings(model, face_crops(frames, landmarks), mfcc(audio), device)
+    return crop_sync_scores(model, face_crops(frames, landmarks), audio, device)
+
+
+def crop_sync_scores(model: SyncNet, crops: np.ndarray, audio: np.ndarray, device: str) -> dict[str, float]:
+    """:func:`sync_scores` of face crops already made with :func:`crop_face`."""
+    video, sound = embeddings(model, crops, mfcc(audio), device)
     if len(video) == 0:
         return {"sync_c": float("nan"), "sync_d": float("nan")}
     offset, confidence, distance = offset_search(video, sound)
