@@ -1,33 +1,19 @@
 """Typed configuration: every default of inference, preprocessing and training, with per-field docs.
 
-Each config is a dataclass whose fields carry their help text (``option(default, "help")``). The same field list
-drives YAML load/save, ``validate()`` and the command-line flags of the entry points (:func:`add_arguments`,
-:func:`parse_config`), so a flag, a YAML key and a Python attribute are always the same name. Flags accept both
-spellings, ``--dynamic-scale`` and ``--dynamic_scale``.
+Each config is a dataclass whose fields carry their help text (``option(default, "help")``); the machinery they
+share (YAML, validation, command-line flags) is :mod:`sonic.config_base`, whose public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
-import inspect
-import typing
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
-
-import yaml
+from typing import Any, ClassVar
 
 from sonic import timing
-from sonic.config_types import type_mismatch, without_none
-from sonic.errors import UserError
+from sonic.config_base import ConfigBase, ConfigError, add_arguments, config_from_args, option
 
-C = TypeVar("C", bound="ConfigBase")
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration value a user gave is invalid (message names the field)."""
+__all__ = ["ConfigBase", "ConfigError", "InferenceConfig", "PreprocessConfig", "TrainingConfig", "add_arguments",
+           "config_from_args", "frame_step", "option"]  # fmt: skip
 
 
 def frame_step(fps: float) -> int:
@@ -36,134 +22,6 @@ def frame_step(fps: float) -> int:
         return timing.frame_step(fps)
     except timing.TimingError as error:
         raise ConfigError(str(error)) from None
-
-
-def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True) -> Any:
-    """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only)."""
-    metadata = {"help": help, "choices": choices, "flag": flag}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-@dataclasses.dataclass
-class ConfigBase:
-    """YAML round trip and validation shared by every config."""
-
-    section: ClassVar[str] = "config"
-
-    def validate(self) -> None:
-        """Raises :class:`ConfigError` naming the first invalid field: each value must have its field's type
-        (:mod:`sonic.config_types`) and be one of its choices. Subclasses add their own rules."""
-        hints = _field_types(type(self))
-        for field in dataclasses.fields(self):
-            choices = field.metadata.get("choices")
-            value = getattr(self, field.name)
-            wanted = type_mismatch(hints[field.name], value)
-            if wanted is not None:
-                raise ConfigError(f"{self.section}.{field.name} must be {wanted}, got {value!r}")
-            if choices and value not in choices:
-                raise ConfigError(f"{self.section}.{field.name} must be one of {list(choices)}, got {value!r}")
-
-    def _check_range(self, *names: str, low: float, high: float | None = None) -> None:
-        """Each named field that is set (not None) must lie in [low, high] (no upper bound when ``high`` is None)."""
-        for name in names:
-            value = getattr(self, name)
-            if value is None or (low <= value and (high is None or value <= high)):
-                continue
-            bounds = f">= {low}" if high is None else f"in {low}..{high}"
-            raise ConfigError(f"{self.section}.{name} must be {bounds}, got {value}")
-
-    def _check_resolution(self) -> None:
-        """Image sides go through the VAE (factor 8) and the UNet (factor 8 more): multiples of 64."""
-        if self.resolution < 64 or self.resolution % 64:
-            raise ConfigError(f"{self.section}.resolution must be a positive multiple of 64, got {self.resolution}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
-
-    def save_yaml(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return path
-
-    @classmethod
-    def from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown {cls.section} option(s) {unknown}; known: {sorted(known)}")
-        config = cls(**values)
-        config.validate()
-        return config
-
-    @classmethod
-    def load_yaml(cls: type[C], path: str | Path, **overrides: Any) -> C:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of option: value")
-        return cls.from_dict({**values, **overrides}, source=str(path))
-
-
-@functools.cache
-def _field_types(cls: type[ConfigBase]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _flag_kwargs(annotation: Any, choices: tuple | None) -> dict[str, Any]:
-    """argparse keywords for a field annotation such as ``int``, ``float | None``, ``bool`` or ``list[float]``."""
-    annotation, _ = without_none(annotation)
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if typing.get_origin(annotation) in (list, tuple):
-        return {"type": _comma_items(typing.get_args(annotation)[0]), "nargs": "+", "action": _JoinItems}
-    return {"type": annotation, "choices": choices}
-
-
-def _comma_items(item_type: type) -> Callable[[str], list]:
-    """An argparse ``type`` that reads one word as comma-separated items (``100,60,220,210`` -> four floats)."""
-
-    def items(word: str) -> list:
-        return [item_type(part) for part in word.split(",")]
-
-    items.__name__ = item_type.__name__  # argparse names it in "invalid float value: 'x'"
-    return items
-
-
-class _JoinItems(argparse.Action):
-    """A list flag's items, separated by spaces, commas or both (``--face-box 100 60 220 210`` = ``100,60,220,210``)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:  # fmt: skip
-        setattr(namespace, self.dest, [item for word in values for item in word])
-
-
-def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: tuple[str, ...] = ()) -> None:
-    """Adds one flag per field of ``cls`` (help text and default from the field); unset flags parse to SUPPRESS.
-    The config's own fields come first, those of shared bases (e.g. :class:`LabelLimits`) after them."""
-    hints = _field_types(cls)
-    group = parser.add_argument_group(f"{cls.section} options")
-    own = inspect.get_annotations(cls)  # this class's own fields, not its bases'
-    for field in sorted(dataclasses.fields(cls), key=lambda field: field.name not in own):
-        if not field.metadata.get("flag", True) or field.name in skip:
-            continue
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        names = dict.fromkeys([f"--{field.name.replace('_', '-')}", f"--{field.name}"])
-        kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))
-        help_text = f"{field.metadata['help']} (default: {default})"
-        group.add_argument(*names, dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
-
-
-def config_from_args(cls: type[C], args: argparse.Namespace, config_file: str | Path | None = None) -> C:
-    """The config from an optional YAML file, overridden by the flags that were given on the command line."""
-    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls) if hasattr(args, field.name)}
-    if config_file is not None:
-        return cls.load_yaml(config_file, **given)
-    return cls.from_dict(given, source="command line")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sonic_preprocess
 import sonic_training
 from sonic.cli import main as demo_main
 from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig
-from sonic.config_types import without_none
+from sonic.config_base import without_none
 
 CONFIGS = (InferenceConfig, PreprocessConfig, TrainingConfig)
 REQUIRED = {"data_root": "d", "input": "x", "output": "y"}  # the fields without a usable default
