@@ -455,3 +455,39 @@ def test_a_folder_that_is_no_usable_dataset_is_one_error_line(tiny_checkpoint, d
     assert "manifest.jsonl, line 3: not a segment record" in message and "rerun sonic_preprocess.py" in message
     (torn / MANIFEST).write_text("")
     assert "no usable clip" in error_for(torn)
+
+
+def launch_two_nodes(config_file: Path, port: int, *extra: str) -> list[subprocess.CompletedProcess]:
+    """Two 'machines' (node ranks 0 and 1, one CPU process each) started as a multi-node accelerate job would be,
+    both on this host: every rank sees the same files, as on a cluster's shared file system."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    nodes = [subprocess.Popen([*launch, "--machine_rank", str(rank), str(ROOT / "sonic_training.py"), "--config",
+                               str(config_file), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in (0, 1)]  # fmt: skip
+    results = []
+    for node in nodes:
+        out, err = node.communicate(timeout=600)
+        results.append(subprocess.CompletedProcess(node.args, node.returncode, out, err))
+    return results
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_shared_file_system_cache_checkpoint_and_resume(tiny_checkpoint, dataset, tmp_path):
+    data = dataset_copy(dataset, tmp_path / "data")
+    config = make_config(tiny_checkpoint, data, tmp_path / "run", cache_latents=True, checkpointing_steps=1,
+                         max_train_steps=2)  # fmt: skip
+    config_file = config.save_yaml(tmp_path / "train.yaml")
+    for node in launch_two_nodes(config_file, 29517):
+        assert node.returncode == 0, node.stderr[-3000:]
+    cache = sorted((data / "latent_cache" / str(RESOLUTION)).glob("*.safetensors"))
+    assert len(cache) == len(read_manifest(data))  # each node encoded its share, the other's was found complete
+    assert [p.name for p in list_checkpoints(config.output_dir)] == ["checkpoint-1", "checkpoint-2"]
+    assert {p.name for p in (tmp_path / "run" / "checkpoint-2").glob("random_states_*.pkl")} == {
+        "random_states_0.pkl", "random_states_1.pkl"}  # fmt: skip
+    resumed = launch_two_nodes(config_file, 29518, "--resume_from_checkpoint", "latest", "--max_train_steps", "3")
+    assert all(node.returncode == 0 for node in resumed), resumed[0].stderr[-3000:]
+    assert "checkpoint-2 at step 2" in resumed[0].stderr  # the resume log line of rank 0
+    assert list_checkpoints(config.output_dir)[-1].name == "checkpoint-3"
