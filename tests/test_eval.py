@@ -18,7 +18,7 @@ from sonic.evaluation.cli import main
 from sonic.evaluation.clips import Clip, read_clip
 from sonic.evaluation.evaluate import no_reference_metrics
 from sonic.evaluation.frechet import InceptionFeatures, feature_distance, frechet_distance
-from sonic.evaluation.motion import freeze_seconds
+from sonic.evaluation.motion import freeze_seconds, motion_errors
 from sonic.evaluation.mouth import lmd
 from sonic.evaluation.pixels import psnr_per_frame, ssim
 from sonic.evaluation.report import METRICS
@@ -240,3 +240,18 @@ def test_the_metrics_rank_a_clean_real_clip_above_it_with_flicker_and_a_frozen_s
         assert clean["freeze_seconds"] == 0.0 and bad["freeze_seconds"] == pytest.approx(24 / 25)
         assert bad["flicker_period_s"] == pytest.approx(2.0) and bad["flicker_window_aligned"] is True
     assert set(results["bad"]["skipped"]) == {"fid", "fvd", "sync_c", "sync_d", "csim", "csim_drift"}
+
+
+def test_the_generated_videos_measured_motion_follows_the_motion_asked_for():
+    """Controllability: the median label of a generated video alone (compared with the bucket a generation fixed)."""
+    shape = np.random.default_rng(0).uniform(100, 200, size=(68, 2))
+    t = np.arange(100) / 25.0
+
+    def clip(radius: float) -> Clip:
+        circle = radius * np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t)], axis=1)
+        return Clip(Path(f"r{radius}.mp4"), np.zeros((100, 8, 8, 3), np.uint8), shape[None] + circle[:, None], None)
+
+    measured = [motion_errors(clip(radius), clip(0.0))[0]["motion_head_generated"] for radius in (0.0, 2.0, 6.0)]
+    diagonal = float(np.linalg.norm(shape.max(axis=0) - shape.min(axis=0)))
+    assert measured[0] == pytest.approx(0.0, abs=1e-6)
+    assert measured[1:] == pytest.approx([256 * 2.0 / diagonal, 256 * 6.0 / diagonal], rel=0.02)

@@ -44,8 +44,9 @@ def window_labels(landmarks: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def motion_errors(generated: Clip, reference: Clip) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """motion_head_mae / motion_expression_mae (NaN when no window has a face in both) and the per-window labels
-    of both videos for the plots (keys ``gen_head``, ``ref_head``, ...)."""
+    """motion_head_mae / motion_expression_mae (NaN when no window has a face in both), the generated video's median
+    labels (``motion_head_generated`` / ``motion_expression_generated``: with fixed buckets, measured vs requested)
+    and the per-window labels of both videos for the plots (keys ``gen_head``, ``ref_head``, ...)."""
     frames = min(len(generated.landmarks), len(reference.landmarks))
     gen, ref = window_labels(generated.landmarks[:frames]), window_labels(reference.landmarks[:frames])
     errors = {}
@@ -53,6 +54,9 @@ def motion_errors(generated: Clip, reference: Clip) -> tuple[dict[str, float], d
         difference = np.abs(gen[name] - ref[name])
         both = np.isfinite(difference)
         errors[f"motion_{name}_mae"] = float(difference[both].mean()) if both.any() else float("nan")
+        # controllability: compare with the bucket a generation fixed (protocol.settings)
+        found = np.isfinite(gen[name])
+        errors[f"motion_{name}_generated"] = float(np.median(gen[name][found])) if found.any() else float("nan")
     series = {f"{side}_{name}": labels[name] for side, labels in (("gen", gen), ("ref", ref)) for name in labels}
     return errors, series
 
