@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import PIL.Image
 import torch
+from safetensors.torch import save_file
 
 from sonic.checkpoints import load_audio_encoder, resolve_device
 from sonic.config import ConfigError, InferenceConfig
-from sonic.errors import USER_ERRORS as USER_ERRORS  # still imported from here by sonic.evaluation.cli
 from sonic.inputs import AudioInput, prepare_audio
 from sonic.io import VideoWriter, check_output, frame_to_rgb, load_audio
 from sonic.models.whisper import AudioFeatures
@@ -111,13 +111,15 @@ class InferenceAPI:
         ``num_frames``: at most this many generated (12.5 fps) frames, like the released ``frame_num`` cap;
         None = the whole audio. ``motion_buckets``: ``{"translation": 0-127, "expression": 0-127}``, fixed
         instead of predicted. ``overrides``: any :class:`InferenceConfig` field for this call (``steps=10``, ...).
+        After :meth:`SonicPipeline.distribute` the frames come out on rank 0; the other ranks get no frames.
         """
         waveform, features = prepare_audio(audio_features, self.feature_extractor, self.audio_encoder)
         if num_frames is not None:
             features = first_frames(features, num_frames)
         kwargs = self.call_kwargs({**(motion_buckets or {}), **overrides}, on_step)
         result = self(as_rgb(reference_image, color_order), features, output_type="np", **kwargs)
-        frames = np.stack([frame_to_rgb(frame) for frame in result.frames])
+        rgb = [frame_to_rgb(frame) for frame in result.frames]
+        frames = np.stack(rgb) if rgb else np.zeros((0, *result.frames.shape[1:]), np.uint8)  # rank > 0
         return GeneratedVideo(frames=frames, fps=result.fps, audio=waveform)
 
     def generate_video(
@@ -127,16 +129,26 @@ class InferenceAPI:
         output_path: str | Path,
         color_order: ColorOrder = "bgr",
         on_step: StepCallback | None = None,
+        latents_path: str | Path | None = None,
         **overrides: Any,
     ) -> Path:
         """Generates and streams an H.264 + AAC mp4 with the input audio; returns ``output_path``.
 
         Same inputs and overrides as :meth:`generate`; the output folder is created when missing. An output that is
         one of the input files, or cannot be written, is refused before any model work (:func:`sonic.io.check_output`).
+        ``latents_path``: also saves the final latents (1, N, 4, h, w) there (safetensors, key ``latents``), to
+        compare runs, for example on K processes and on one. After :meth:`SonicPipeline.distribute`, rank 0 writes.
         """
-        check_output(output_path, (image_path, audio_path))
-        kwargs = self.call_kwargs(overrides, on_step)
-        return self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)
+        outputs = [output_path] if latents_path is None else [output_path, latents_path]
+        for path in outputs:
+            check_output(path, (image_path, audio_path))
+        kwargs, final = self.call_kwargs(overrides, on_step), {}
+        if latents_path is not None:
+            kwargs["callback_on_step_end"] = keep_latents(final, kwargs.get("callback_on_step_end"))
+        path = self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)
+        if latents_path is not None and self.ranks.is_main:
+            save_file({"latents": final["latents"].cpu().contiguous()}, str(latents_path))
+        return path
 
     def call_kwargs(self, overrides: dict[str, Any], on_step: StepCallback | None = None) -> dict[str, Any]:
         """Pipeline ``__call__`` arguments of the config with ``overrides`` (validated), the seeded generator and
@@ -148,6 +160,17 @@ class InferenceAPI:
         if on_step is not None:
             kwargs["callback_on_step_end"] = progress_callback(on_step, config.steps)
         return kwargs
+
+
+def keep_latents(final: dict[str, torch.Tensor], then: Callable[..., dict] | None) -> Callable[..., dict]:
+    """A ``callback_on_step_end`` that calls ``then`` and keeps the step's latents in ``final["latents"]``."""
+
+    def callback(pipeline: Any, step: int, timestep: Any, tensors: dict) -> dict:
+        tensors = tensors if then is None else then(pipeline, step, timestep, tensors)
+        final["latents"] = tensors["latents"]
+        return tensors
+
+    return callback
 
 
 def progress_callback(on_step: StepCallback, total: int) -> Callable[..., dict]:

@@ -3,12 +3,14 @@
 The denoising loop is Sonic's "time-aware position shift": the N frames are denoised in windows of 25 that tile the
 clip circularly, and the tiling moves by ``shift_offset`` frames every step, so window borders never stay in place.
 Each window runs three guidance branches in one batch: [no image + no audio, image + no audio, image + audio].
+After :meth:`SonicPipeline.distribute` the processes of a torch.distributed group share each step's windows and the
+decoding (:mod:`sonic.parallel`); alone, the same loop runs every window itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
+from sonic.parallel import Ranks, work_units
 from sonic.timing import GENERATION_FPS
 
 logger = logging.get_logger(__name__)
@@ -64,6 +67,13 @@ class Conditions:
     buckets: torch.Tensor  # (N, 2) translation and expression bucket per frame
     face_mask: torch.Tensor  # (1, 1, H, W)
     reference_latent: torch.Tensor  # (1, 4, h, w) fp32, unscaled VAE mode of the reference image
+
+    def select(self, rows: tuple[int, ...]) -> Conditions:
+        """The conditions of the branches ``rows``; a branch listed again is a row of weight 0, which only makes
+        the UNet batch larger (:func:`sonic.parallel.work_units`)."""
+        weights = [0.0 if row in rows[:k] else self.weights[row] for k, row in enumerate(rows)]
+        return replace(self, clip=self.clip[list(rows)], image_latents=self.image_latents[list(rows)],
+                       audio_tokens=[self.audio_tokens[row] for row in rows], weights=weights)  # fmt: skip
 
 
 def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
@@ -96,6 +106,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                               audio_encoder=audio_encoder, feature_extractor=feature_extractor,
                               audio2token=audio2token, audio2bucket=audio2bucket, rife=rife)  # fmt: skip
         self.face_detector = face_detector  # not a saved component: a file (YOLO) or a library model (dlib)
+        self.ranks = Ranks()  # the processes sharing each generation: this one alone until distribute()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, torch_dtype: torch.dtype = torch.float32, device: str = "cpu"):
@@ -105,6 +116,15 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     @classmethod
     def from_components(cls, components: SonicComponents) -> SonicPipeline:
         return cls(**vars(components))
+
+    def distribute(self, group: torch.distributed.ProcessGroup | None = None) -> SonicPipeline:
+        """Shares every later generation among the processes of ``group`` (default: torch.distributed's default
+        group, initialised by the caller, torchrun or accelerate launch): each rank denoises some windows and
+        decodes some chunks, with the latents of one process (docs/inference.md). Every rank must make the same
+        calls with the same inputs; frames and videos come out on rank 0 only. Not automatic on purpose: a process
+        group may run the pipeline on one rank alone (training validation does)."""
+        self.ranks = Ranks.of_group(group)
+        return self
 
     # ------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -160,6 +180,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         start = num_inference_steps - min(int(num_inference_steps * i2i_noise_strength), num_inference_steps)
         latents = self.initial_latents(conditions.reference_latent, num_frames, start, generator, latents)
+        latents = self.ranks.broadcast(latents)  # every rank starts from rank 0's noise
         # 6. Denoising loop with the time-aware position shift
         for i in self.progress_bar(range(start, num_inference_steps)):
             latents = self.denoise_step(latents, i, (i - start) * shift_offset, frames_per_window, overlap, conditions,
@@ -232,23 +253,33 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         self, latents: torch.Tensor, i: int, shift: int, window: int, overlap: int, conditions: Conditions, fps: float
     ) -> torch.Tensor:
         """One Euler step of all N frames: circular windows starting ``shift`` frames earlier, averaged where they
-        overlap (or wrap around when N is not a multiple of the window)."""
-        num_frames = latents.shape[1]
-        summed, counts = torch.zeros_like(latents), torch.zeros(num_frames, device=latents.device)
-        for window_start in range(0, num_frames, window - overlap):
-            index = (torch.arange(window) + window_start - shift) % num_frames
-            index = index.to(latents.device)
-            summed.index_add_(1, index, self.denoise_window(latents[:, index], index, i, conditions, fps))
-            counts.index_add_(0, index, torch.ones(window, device=latents.device))
+        overlap (or wrap around when N is not a multiple of the window).
+
+        The windows' UNet calls (:func:`sonic.parallel.work_units`) are shared among the ranks; each rank then adds
+        up every window's gathered velocity in window and branch order, as one process does."""
+        num_frames, device = latents.shape[1], latents.device
+        starts = range(0, num_frames, window - overlap)
+        windows = [((torch.arange(window) + start - shift) % num_frames).to(device) for start in starts]
+        units = work_units(len(windows), len(conditions.weights), self.ranks.size)
+        mine = [self.window_velocity(latents[:, windows[w]], windows[w], i, conditions.select(rows), fps)
+                for w, rows in self.ranks.share(units)]  # fmt: skip
+        like = latents.new_empty((1, window, *latents.shape[2:]))
+        velocities: list[torch.Tensor | None] = [None] * len(windows)
+        for (w, _), v in zip(units, self.ranks.all_gather_shared(mine, len(units), like), strict=True):
+            velocities[w] = v if velocities[w] is None else velocities[w] + v  # the calls in branch order
+        summed, counts = torch.zeros_like(latents), torch.zeros(num_frames, device=device)
+        for index, v in zip(windows, velocities, strict=True):
+            summed.index_add_(1, index, self.euler_step(latents[:, index], v, i))
+            counts.index_add_(0, index, torch.ones(window, device=device))
         return summed / counts[None, :, None, None, None]
 
-    def denoise_window(
+    def window_velocity(
         self, window_latents: torch.Tensor, index: torch.Tensor, i: int, conditions: Conditions, fps: float
     ) -> torch.Tensor:
-        """Guided v-prediction and Euler update of one window (1, L, 4, h, w), all branches in one UNet batch."""
-        sigma, sigma_next = self.scheduler.sigmas[i].item(), self.scheduler.sigmas[i + 1].item()
+        """The guidance-weighted sum of the branches' v-predictions for one window (1, L, 4, h, w): all branches of
+        ``conditions`` in one UNet batch."""
+        c_in = preconditioning(self.scheduler.sigmas[i].item())[2]
         branches, length = len(conditions.weights), window_latents.shape[1]
-        c_skip, c_out, c_in, _ = preconditioning(sigma)
         scaled = (window_latents * c_in).to(self.unet.dtype).expand(branches, -1, -1, -1, -1)
         image = conditions.image_latents[:, None].expand(-1, length, -1, -1, -1)
         audio = torch.stack([conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
@@ -263,34 +294,55 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
             audio_tokens=audio,
             face_mask=conditions.face_mask,
         ).sample.float()
-        v = sum(weight * v[b : b + 1] for b, weight in enumerate(conditions.weights))
+        return sum(weight * v[b : b + 1] for b, weight in enumerate(conditions.weights))
+
+    def euler_step(self, window_latents: torch.Tensor, v: torch.Tensor, i: int) -> torch.Tensor:
+        """Euler update of one window from its guided v-prediction (the step index is per call, spec 4.7)."""
+        sigma, sigma_next = self.scheduler.sigmas[i].item(), self.scheduler.sigmas[i + 1].item()
+        c_skip, c_out, _, _ = preconditioning(sigma)
         denoised = c_skip * window_latents + c_out * v
         return window_latents + (window_latents - denoised) / sigma * (sigma_next - sigma)
 
     # ------------------------------------------------------------------------------------------------------------
-    def decoded_chunks(self, latents: torch.Tensor, chunk_size: int = 8) -> Iterator[torch.Tensor]:
-        """Decodes (1, N, 4, h, w) latents ``chunk_size`` frames at a time -> (k, 3, H, W) in [0, 1] on the CPU.
+    def decode_chunk(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (k, 4, h, w) -> frames (k, 3, H, W) in [0, 1]; the temporal decoder sees the chunk on its
+        own, as in the released code (spec O10)."""
+        scaled = (latents / self.vae.config.scaling_factor).to(self.vae.dtype)
+        return (self.vae.decode(scaled, num_frames=len(latents)).sample.float() * 0.5 + 0.5).clamp(0, 1)
 
-        The temporal decoder sees each chunk on its own, as in the released code."""
-        scaled = latents[0] / self.vae.config.scaling_factor
-        for chunk in self.progress_bar(scaled.split(chunk_size)):
-            frames = self.vae.decode(chunk.to(self.vae.dtype), num_frames=len(chunk)).sample
-            yield (frames.float() * 0.5 + 0.5).clamp(0, 1).cpu()
+    def interpolate_chunk(self, frames: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
+        """RIFE midpoints between consecutive frames, and between the frame ``before`` the chunk (the previous
+        chunk's last, already written) and its first: k frames -> 2k - 1, or 2k after a previous chunk."""
+        if before is None:
+            return self.rife.interpolate(frames)
+        return self.rife.interpolate(torch.cat([before, frames]))[1:]
 
-    def interpolated_chunks(self, chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """Inserts RIFE midpoints between consecutive frames, across chunk borders too: N frames -> 2N - 1."""
-        previous = None
-        for chunk in chunks:
-            if previous is None:
-                yield self.rife.interpolate(chunk)
-            else:
-                yield self.rife.interpolate(torch.cat([previous, chunk]))[1:]  # the previous frame went out already
-            previous = chunk[-1:]
+    def no_frames(self, latents: torch.Tensor) -> torch.Tensor:
+        """An empty (0, 3, H, W) frame batch: a rank without a chunk in a round still takes part in its exchanges."""
+        scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return latents.new_empty((0, 3, latents.shape[-2] * scale, latents.shape[-1] * scale))
 
     def video_chunks(self, latents: torch.Tensor, chunk_size: int, interpolate: bool) -> Iterator[torch.Tensor]:
-        """Output frames in order, chunk by chunk, so memory does not grow with the video's length."""
-        chunks = self.decoded_chunks(latents, chunk_size)
-        return self.interpolated_chunks(chunks) if interpolate and self.rife is not None else chunks
+        """Output frames (k, 3, H, W) in [0, 1] on the CPU, in order and chunk by chunk, so memory does not grow with
+        the video's length. Each round every rank decodes (and interpolates) one chunk and rank 0 receives them:
+        only rank 0 yields frames. RIFE's midpoint across a chunk border needs the previous chunk's last frame,
+        which the ranks exchange first."""
+        ranks, interpolate = self.ranks, interpolate and self.rife is not None
+        chunks = latents[0].split(chunk_size)
+        previous = None  # the last frame before this round
+        for first in self.progress_bar(range(0, len(chunks), ranks.size)):
+            batch = chunks[first : first + ranks.size]
+            mine = self.decode_chunk(batch[ranks.rank]) if ranks.rank < len(batch) else self.no_frames(latents)
+            counts = [len(chunk) for chunk in batch] + [0] * (ranks.size - len(batch))
+            if interpolate:
+                lasts = ranks.all_gather(mine[-1:], [min(count, 1) for count in counts])
+                if len(mine):
+                    mine = self.interpolate_chunk(mine, [previous, *lasts][ranks.rank])
+                previous = lasts[len(batch) - 1]
+                counts = [2 * count - 1 if first + rank == 0 else 2 * count for rank, count in enumerate(counts)]
+            for frames in ranks.gather(mine, counts):
+                if len(frames):
+                    yield frames.cpu()
 
     def output_fps(self, fps: float, interpolate: bool) -> float:
         return fps * 2 if interpolate and self.rife is not None else fps
@@ -302,20 +354,27 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
             return SonicPipelineOutput(frames=latents, fps=fps, audio=waveform)
         if interp and self.rife is None:
             logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", fps)
-        frames = torch.cat(list(self.video_chunks(latents, chunk, interp))).permute(0, 2, 3, 1).numpy()
+        chunks = list(self.video_chunks(latents, chunk, interp)) or [self.no_frames(latents).cpu()]  # rank > 0
+        frames = torch.cat(chunks).permute(0, 2, 3, 1).numpy()
         if output_type == "pil":
             frames = [PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in frames]
         return SonicPipelineOutput(frames=frames, fps=self.output_fps(fps, interp), audio=waveform)
 
     def write_video(self, output_path: str | Path, image, audio: AudioInput, **kwargs) -> Path:
-        """Generates and streams the frames into an H.264 + AAC mp4 with the input audio (atomic write)."""
+        """Generates and streams the frames into an H.264 + AAC mp4 with the input audio (atomic write). After
+        :meth:`distribute` rank 0 writes it; the other ranks return once their share of the decoding is done."""
         chunk_size, interpolate = kwargs.pop("decode_chunk_size", 8), kwargs.pop("interpolate", True)
         result = self(image, audio, output_type="latent", **kwargs)
         if interpolate and self.rife is None:
             logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", result.fps)
         fps = self.output_fps(result.fps, interpolate)
+        chunks = self.video_chunks(result.frames, chunk_size, interpolate)
+        if not self.ranks.is_main:
+            for _ in chunks:  # runs this rank's decoding; the frames go to rank 0
+                pass
+            return Path(output_path)
         with VideoWriter(output_path, fps=fps, audio=result.audio) as writer:
-            for chunk in self.video_chunks(result.frames, chunk_size, interpolate):
+            for chunk in chunks:
                 for frame in chunk:
                     writer.write(frame)
         return Path(output_path)
