@@ -1,6 +1,7 @@
 """Batch generation: many (image, audio) pairs through one loaded pipeline, continuing past failures.
 
 Jobs come from a CSV list (:func:`jobs_from_csv`) or from two folders paired by file stem (:func:`jobs_from_folders`).
+Over K processes (torchrun, accelerate launch) job i runs on rank i % K and :func:`merge_reports` joins the reports.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Failure:
 class BatchReport:
     written: list[Path] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    processes: int = 1  # the processes that ran the jobs
 
     @property
     def exit_code(self) -> int:
@@ -52,7 +54,8 @@ class BatchReport:
 
     def summary(self) -> str:
         total = len(self.written) + len(self.failures)
-        lines = [f"batch: {len(self.written)} of {total} videos written, {len(self.failures)} failed"]
+        where = f" by {self.processes} processes" if self.processes > 1 else ""
+        lines = [f"batch: {len(self.written)} of {total} videos written{where}, {len(self.failures)} failed"]
         lines += [f"  FAILED {failure.name}: {failure.message}" for failure in self.failures]
         return "\n".join(lines)
 
@@ -164,3 +167,10 @@ def run_batch(generate: Callable[[Job], Path], jobs: Iterable[Job], report: Batc
         except Exception as error:  # a bug in one job must not lose the others
             report.failures.append(Failure(job.name, f"{error!r}\n{traceback.format_exc()}", user_error=False))
     return report
+
+
+def merge_reports(reports: list[BatchReport]) -> BatchReport:
+    """The report of a batch whose jobs were spread over processes, from each process's report (in rank order)."""
+    return BatchReport(written=[path for report in reports for path in report.written],
+                       failures=[failure for report in reports for failure in report.failures],
+                       processes=len(reports))  # fmt: skip

@@ -4,6 +4,10 @@ Exit codes as every entry point gives them (:mod:`sonic.errors`: 2 a user error,
 error, with traceback; 130 / 143 interrupted, the unfinished video is removed). In batch mode every job runs even when
 some fail; the exit code is then 2 when all failures are user errors and 1 when any is internal. Only the argument
 parser is imported with this module: torch, diffusers and gradio load after ``--help`` and the option checks.
+
+Started by ``torchrun --nproc_per_node K`` or ``accelerate launch``, the K processes share one video (each denoises
+some windows, rank 0 writes the mp4: :mod:`sonic.parallel`), or in batch mode run jobs i % K == rank each, with one
+summary printed by rank 0.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sonic.errors import run_entry_point
 
 if TYPE_CHECKING:
     from sonic.batch import BatchReport, Job
+    from sonic.parallel import Ranks
 
 EPILOG = """examples:
   python sonic_demo.py --checkpoint checkpoints --image examples/portrait.jpg --audio examples/speech.wav \\
@@ -25,6 +30,7 @@ EPILOG = """examples:
   python sonic_demo.py --batch jobs.csv --output-dir outputs        # CSV header: image,audio[,output]
   python sonic_demo.py --image-dir faces --audio-dir speech --output-dir outputs   # pairs faces/x.jpg, speech/x.wav
   python sonic_demo.py --gradio [--host 0.0.0.0] [--port 7860] [--share]
+  torchrun --nproc_per_node 4 sonic_demo.py --image ... --audio ...   # 4 GPUs share one video (docs/inference.md)
 """
 MODES = "--image/--audio, --batch, --image-dir/--audio-dir or --gradio"
 
@@ -40,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--image", type=Path, help="portrait image (jpg, png, ...)")
     single.add_argument("--audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
     single.add_argument("--output", type=Path, default=Path("output.mp4"), help="mp4 to write (default: output.mp4)")
+    single.add_argument("--save-latents", type=Path, metavar="FILE.safetensors", help="also save the final latents, "
+                        "to compare runs (K processes and one give the same)")  # fmt: skip
     batch = parser.add_argument_group("batch mode: every job runs, failures are listed at the end")
     batch.add_argument("--batch", type=Path, metavar="LIST.csv", help="CSV with a header image,audio[,output]; "
                        "relative image/audio paths are read from the CSV's folder")  # fmt: skip
@@ -74,6 +82,8 @@ def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchR
     from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders
     from sonic.io import check_output
 
+    if mode != "single" and args.save_latents is not None:
+        raise ConfigError("--save-latents goes with one video (--image/--audio)")
     if mode == "csv":
         return jobs_from_csv(args.batch, args.output_dir), BatchReport()
     if mode == "folders":
@@ -86,7 +96,9 @@ def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchR
     for path in (args.image, args.audio):
         if not path.is_file():  # checked before the model loads
             raise FileNotFoundError(f"{path}: file not found")
-    check_output(args.output, (args.image, args.audio))
+    for output in (args.output, args.save_latents):
+        if output is not None:
+            check_output(output, (args.image, args.audio))
     return [Job(args.image, args.audio, args.output)], BatchReport()
 
 
@@ -95,27 +107,54 @@ def run(args: argparse.Namespace) -> int:
     mode = choose_mode(args)
     if mode == "gradio":
         from sonic.app import launch
+        from sonic.parallel import launched_processes
 
+        if launched_processes() > 1:
+            raise ConfigError("--gradio runs in one process: start it with python, not torchrun / accelerate launch")
         launch(config, host=args.host, port=args.port, share=args.share)
         return 0
-    from sonic.batch import run_batch, writable_jobs
-    from sonic.pipeline import SonicPipeline
+    from sonic.parallel import launched_group
 
     jobs, report = collect_jobs(args, mode)
-    if mode != "single":  # the single output was checked with its inputs
-        jobs = writable_jobs(jobs, report)
+    with launched_group(config) as ranks:
+        if mode == "single":
+            return run_single(config, jobs[0], ranks, args.save_latents)
+        return run_jobs(config, jobs, report, ranks)
+
+
+def run_single(config: InferenceConfig, job: Job, ranks: Ranks, latents_path: Path | None) -> int:
+    """One video (and its final latents); launched as K processes, they share it and rank 0 writes it."""
+    from sonic.pipeline import SonicPipeline
+
     pipeline = SonicPipeline(config)
+    if ranks.size > 1:
+        pipeline.distribute()
+        pipeline.set_progress_bar_config(disable=not ranks.is_main)
+    path = pipeline.generate_video(job.image, job.audio, job.output, latents_path=latents_path)
+    if ranks.is_main:
+        print(f"wrote {path}" + (f" ({ranks.size} processes)" if ranks.size > 1 else ""), flush=True)
+    return 0
+
+
+def run_jobs(config: InferenceConfig, jobs: list[Job], report: BatchReport, ranks: Ranks) -> int:
+    """Batch mode: this rank's share of the jobs (job i on rank i % K), each video written by the rank that made it;
+    rank 0 prints the summary of all ranks (``report``'s failures known before generation count once, on rank 0)."""
+    from sonic.batch import BatchReport, merge_reports, run_batch, writable_jobs
+    from sonic.pipeline import SonicPipeline
+
+    report = report if ranks.is_main else BatchReport()
+    jobs = writable_jobs(ranks.share(jobs), report)
+    pipeline = SonicPipeline(config)
+    where = f" (rank {ranks.rank} of {ranks.size})" if ranks.size > 1 else ""
 
     def generate(job: Job) -> Path:
         path = pipeline.generate_video(job.image, job.audio, job.output)
-        print(f"wrote {path}", flush=True)
+        print(f"wrote {path}{where}", flush=True)
         return path
 
-    if mode == "single":
-        generate(jobs[0])
-        return 0
-    report = run_batch(generate, jobs, report)
-    print(report.summary(), file=sys.stderr if report.failures else sys.stdout)
+    report = merge_reports(ranks.all_gather_objects(run_batch(generate, jobs, report)))
+    if ranks.is_main:
+        print(report.summary(), file=sys.stderr if report.failures else sys.stdout)
     return report.exit_code
 
 
