@@ -137,10 +137,11 @@ def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoade
 
 
 def setup(config: TrainingConfig) -> Run:
-    """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint is
-    checked first: a bad one is refused before any model work)."""
+    """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint and
+    the dataset are checked first: a bad one is refused before any model work)."""
     checkpoint = resume_path(config)
     saved = read_checkpoint(checkpoint) if checkpoint is not None else None
+    dataset, dataloader = make_dataloader(config)  # before the models: a dataset problem is found in seconds
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     components = load_training_components(config)
@@ -150,7 +151,6 @@ def setup(config: TrainingConfig) -> Run:
     trained = (
         components.audio2bucket if config.train_audio2bucket else SonicDenoiser(components.unet, components.audio2token)
     )
-    dataset, dataloader = make_dataloader(config)
     dataloader = accelerator.prepare(dataloader)  # first: its per-process length sets the number of steps
     steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
     max_steps = config.max_train_steps or config.num_train_epochs * steps_per_epoch
