@@ -120,9 +120,12 @@ def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: MotionLimits,
         axis.set_title(f"{'head' if key == 'translation' else key}: {above} of {len(values)} windows > limit")
     figure.tight_layout()
     temp = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(temp, dpi=80)
-    plt.close(figure)
-    temp.replace(path)
+    try:
+        figure.savefig(temp, dpi=80)
+        temp.replace(path)
+    finally:  # a failed write (a full disk) leaves nothing half-written
+        plt.close(figure)
+        temp.unlink(missing_ok=True)
 
 
 def summary_line(summary: dict, run: dict) -> str:
