@@ -106,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(InferenceConfig, args, args.config)
     mode = choose_mode(args)
     if mode == "gradio":
-        from sonic.app import launch
         from sonic.parallel import launched_processes
 
         if launched_processes() > 1:
             raise ConfigError("--gradio runs in one process: start it with python, not torchrun / accelerate launch")
+        from sonic.app import launch
+
         launch(config, host=args.host, port=args.port, share=args.share)
         return 0
     from sonic.parallel import launched_group

@@ -26,7 +26,7 @@ from sonic.parallel import Ranks, work_units
 from sonic.pipeline import SonicPipeline
 from tests.conftest import EXAMPLES, speech_clip
 from tests.test_cli import decode
-from tests.test_pipeline import FAST, PORTRAIT, features, noise
+from tests.test_pipeline import FACE, FAST, PORTRAIT, features, noise
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = (7, 25, 37, 80)  # 1, 1, 2 and 4 windows of 25: fewer windows than ranks, and more
@@ -78,6 +78,8 @@ def worker(rank: int, world_size: int, port: int, checkpoint: Path, out: Path) -
     work, results = Work(pipe, setattr), {"world_size": dist.get_world_size()}
     for n in FRAMES:
         results[n] = {"latents": generate(pipe, out / f"{n}.mp4", n), **work.take()}
+    video = pipe.generate(PORTRAIT, features(9), resolution=64, steps=1, face_box=list(FACE))  # the Python API
+    results["api_frames"] = video.frames.shape
     torch.save(results, out / f"rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -91,6 +93,7 @@ def test_two_processes_give_the_latents_and_videos_of_one(tiny_checkpoint, tmp_p
     torch.multiprocessing.spawn(worker, args=(2, free_port(), tiny_checkpoint, shared), nprocs=2)
     ranks = [torch.load(shared / f"rank{rank}.pt") for rank in range(2)]
     assert [result["world_size"] for result in ranks] == [2, 2]
+    assert [result["api_frames"] for result in ranks] == [(2 * 9 - 1, 64, 64, 3), (0, 64, 64, 3)]  # on rank 0
 
     pipe = SonicPipeline.from_pretrained(tiny_checkpoint)
     pipe.set_progress_bar_config(disable=True)
@@ -127,6 +130,12 @@ def test_merged_batch_report_counts_every_rank_once():
     merged = merge_reports([first, BatchReport(written=[Path("b.mp4")])])
     assert merged.written == [Path("a.mp4"), Path("b.mp4")] and merged.exit_code == 2
     assert merged.summary().splitlines()[0] == "batch: 2 of 3 videos written by 2 processes, 1 failed"
+
+
+def test_gradio_refuses_several_processes(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["--gradio"]) == 2
+    assert "--gradio runs in one process" in capsys.readouterr().err
 
 
 def launch(launcher: list[str], *args: object) -> subprocess.CompletedProcess:
