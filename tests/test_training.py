@@ -267,7 +267,7 @@ def test_resume_never_unpickles_code_from_a_checkpoint(tiny_checkpoint, dataset,
             assert "refused" in error or "unreadable" in error or "not a readable" in error, error
 
 
-def test_init_from_a_pickle_payload_is_refused(tiny_checkpoint, tmp_path, capsys):
+def test_init_from_a_pickle_payload_is_refused(tiny_checkpoint, dataset, tmp_path, capsys):
     released, marker = tmp_path / "released", tmp_path / "payload-ran"
     (released / "Sonic").mkdir(parents=True)
     for entry in [*tiny_checkpoint.iterdir(), *(tiny_checkpoint / "Sonic").iterdir()]:
@@ -275,7 +275,7 @@ def test_init_from_a_pickle_payload_is_refused(tiny_checkpoint, tmp_path, capsys
             (released / entry.relative_to(tiny_checkpoint)).symlink_to(entry)
     plant(released / "Sonic" / "unet.pth", marker, as_torch=True)
     unet = released / "Sonic" / "unet.pth"
-    error = refused(capsys, "--data_root", tmp_path / "unused", "--init_from", released, "--output_dir",
+    error = refused(capsys, "--data_root", dataset, "--init_from", released, "--output_dir",
                     tmp_path / "run", "--report_to", "none", "--mixed_precision", "no")  # fmt: skip
     reason = "refused: it pickles Python objects (exec) besides tensors, and loading them could run code"
     assert error == f"error: {unet}: {reason}"
