@@ -81,7 +81,7 @@ def list_clips(root: str | Path, num_frames: int, step: int, window_stride: int,
     """The usable clips of a dataset, with their buckets. Reads every segment's labels once."""
     definition = read_clip_definition(root)
     if definition["video_fps"] != VIDEO_FPS:
-        raise ValueError(f"{root}: labelled at {definition['video_fps']} fps video; this version reads {VIDEO_FPS}")
+        raise DatasetError(f"{root}: labelled at {definition['video_fps']} fps video; this version reads {VIDEO_FPS}")
     stored = (int(definition["label_window_frames"]), int(definition["label_step"]))
     span, clips = window_span(num_frames, step), []
     for record in read_manifest(root):
@@ -257,9 +257,8 @@ class SonicClipDataset(Dataset):
         return sample
 
     def view(self, segment: SegmentRecord, rng: np.random.Generator) -> View:
-        """The whole square crop, or with several ``aspects`` one drawn at random, centred on the face mask."""
-        if self.aspects == ("1:1",):
-            return View.square(segment.resolution, self.resolution)
+        """The view of the clip's aspect (drawn at random when there are several), centred on the face mask; 1:1 is
+        the whole square crop."""
         aspect = self.aspects[int(rng.integers(len(self.aspects)))] if len(self.aspects) > 1 else self.aspects[0]
         x1, y1, x2, y2 = segment.mask_box
         return aspect_view(aspect, segment.resolution, self.resolution, ((x1 + x2) / 2, (y1 + y2) / 2))

@@ -15,13 +15,13 @@ from collections import deque
 import cv2
 import numpy as np
 
+from sonic.conditioning import Box
 from sonic.data.decode import full_range
 from sonic.data.motion import face_box_from_landmarks
 from sonic.data.tracking import iou
 from sonic.models.faces import DlibFaceDetector
 from sonic.timing import GENERATION_STEP
 
-Box = tuple[float, float, float, float]
 FACE_SIDE = 256  # px: the face box side the shape predictor sees (the face size of a 512-px training crop)
 PATCH_MARGIN = 0.5  # face-box sides of context on each side of the patch
 REDETECT_IOU = 0.5  # below this overlap with the detector box, the previous frame's landmark box is not trusted

@@ -74,6 +74,13 @@ class SegmentRecord:
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")  # what preprocessing reads
 
 
+def covers_exactly(spans: list[tuple[int, int]], num_frames: int) -> bool:
+    """Frame spans [start, stop) (segments and rejected spans of one video) hold each of its frames exactly once."""
+    ordered = sorted(spans)
+    edges = [0] + [stop for _, stop in ordered]
+    return [start for start, _ in ordered] == edges[:-1] and edges[-1] == num_frames
+
+
 def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
     """The usable segments of a dataset; a :class:`DatasetError` saying what to do when the folder is not a
     preprocessed dataset (raw videos, empty) or its manifest was cut off by an interrupted run."""

@@ -34,17 +34,17 @@ from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
-from sonic.data.layout import SEGMENTS, VIDEO_SUFFIXES
+from sonic.data.layout import SEGMENTS, VIDEO_SUFFIXES, covers_exactly
 from sonic.data.ledger import Ledger, write_failure
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
 from sonic.data.summary import summary_line, write_summary
 from sonic.inputs import SILENCE
 from sonic.io import MediaError
+from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector
+from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 if TYPE_CHECKING:
     from sonic.evaluation.syncnet import SyncNet
-from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector
-from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +186,8 @@ def plan_segments(
             part = boxes[start - span.start : end - span.start]
             crop = crop_box(part, scan.width, scan.height, config.expand_ratio)
             plans.append(SegmentPlan(segment_id(source, start), start, end, crop, part))
-    covered = sorted([(plan.start, plan.stop) for plan in plans] + [tuple(row["segment"]) for row in failures])
-    assert [a for a, _ in covered] == [0] + [b for _, b in covered[:-1]] and covered[-1][1] == scan.num_frames, (
-        f"{source}: frame accounting has gaps or overlaps: {covered}"
-    )
+    covered = [(plan.start, plan.stop) for plan in plans] + [tuple(row["segment"]) for row in failures]
+    assert covers_exactly(covered, scan.num_frames), f"{source}: frame accounting has gaps or overlaps: {covered}"
     return plans, failures
 
 

@@ -25,6 +25,7 @@ from sonic.data.layout import (
     PROCESSED,
     VIDEO,
     SegmentRecord,
+    covers_exactly,
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl
@@ -119,8 +120,7 @@ def frame_accounting(dataset: Path, records: list[SegmentRecord]) -> list[str]:
         if row["source"] in whole or not row["frames"]:
             continue
         covered = sorted(spans[row["source"]])
-        edges = [0] + [stop for _, stop in covered]
-        if [start for start, _ in covered] != edges[:-1] or edges[-1] != row["frames"]:
+        if not covers_exactly(covered, row["frames"]):
             problems.append(f"{row['source']}: segments and rejected spans {covered} do not cover its "
                             f"{row['frames']} frames exactly once")  # fmt: skip
     return problems
