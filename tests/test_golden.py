@@ -15,6 +15,10 @@ from safetensors.torch import load_file
 from tests import golden
 
 FLOAT_NOISE = {"rtol": 1e-4, "atol": 1e-5}
+# The latents start at sigma_max = 700 times the noise and end near 1, so their float noise is larger: 2.4e-4 at most
+# between an AVX-512 EPYC and an AVX2 Xeon (2026-12-02). The smallest deliberate change tried moves them 16x more:
+# shift_offset 7 -> 6 by 4.0e-3, dynamic_scale 1.0 -> 1.01 by 1.8e-2, guidance_audio 7.5 -> 7.4 by 2.4e-2.
+LATENT_NOISE = {"rtol": 0.0, "atol": 1e-3}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,7 @@ def expected() -> tuple[dict[str, torch.Tensor], dict]:
 def test_pipeline_latents_of_37_frames_and_2_steps(tiny_components, expected):
     latents = golden.pipeline_latents(tiny_components)
     assert latents.shape == (1, 37, 4, 8, 8)
-    torch.testing.assert_close(latents, expected[0]["latents"], **FLOAT_NOISE)
+    torch.testing.assert_close(latents, expected[0]["latents"], **LATENT_NOISE)
 
 
 def test_audio2bucket_buckets_of_a_fixed_audio(tiny_components, expected):
