@@ -87,8 +87,8 @@ def worker(args: argparse.Namespace) -> None:
         pipeline.denoise_step = timed(stages, "denoising", pipeline.denoise_step, config.device)
         start, cpu_start = time.perf_counter(), time.process_time()
         pipeline.generate_video(ROOT / "examples" / "portrait.jpg", (synthetic_speech(args.seconds), SAMPLE_RATE),
-                                Path(args.result).with_suffix(".mp4"), resolution=args.resolution,
-                                steps=args.steps, face_box=list(FACE))  # fmt: skip
+                                Path(args.result).with_suffix(".mp4"), min_resolution=args.resolution,
+                                num_inference_steps=args.steps, face_box=list(FACE))  # fmt: skip
         total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         record(ranks, args, {"processes": ranks.size, "total": total, "cpu": cpu, **stages})
 

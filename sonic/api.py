@@ -1,9 +1,8 @@
 """The Python API of the seed README, shared by ``sonic_implementation``, the CLI and the Gradio app.
 
-``SonicPipeline`` gets two ways in from here (:class:`InferenceAPI` is one of its bases): ``SonicPipeline(config)``
-loads ``config.checkpoint`` with the config's device and dtype, and keeps the config as the defaults of
-:meth:`InferenceAPI.generate` (frames in memory) and :meth:`InferenceAPI.generate_video` (an mp4 on disk). Pipelines
-from ``from_pretrained`` get the same methods with ``InferenceConfig()`` defaults.
+``SonicPipeline`` gets the seed README's methods from here (:class:`InferenceAPI` is one of its bases):
+:meth:`InferenceAPI.generate` (frames in memory) and :meth:`InferenceAPI.generate_video` (an mp4 on disk), whose
+defaults are the pipeline's ``inference_config`` (the config of ``SonicPipeline(config)``, else ``InferenceConfig()``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import PIL.Image
 import torch
 from safetensors.torch import save_file
 
-from sonic.checkpoints import load_audio_encoder, resolve_device
+from sonic.checkpoints import load_audio_encoder
 from sonic.config import ConfigError, InferenceConfig
 from sonic.inputs import AudioInput, prepare_audio
 from sonic.io import VideoWriter, check_output, frame_to_rgb, load_audio
@@ -55,33 +54,8 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return TORCH_DTYPES[name]
 
 
-class ConstructFromConfig(type):
-    """Metaclass that routes ``SonicPipeline(config)`` to ``from_inference_config``.
-
-    A ``__new__`` cannot do it (Python then calls ``__init__`` with the config), and widening ``__init__`` would
-    break diffusers, which reads the pipeline's components from its signature. Every other call, ``cls(unet=...,
-    ...)`` as diffusers makes it, reaches the diffusers constructor unchanged.
-    """
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if len(args) == 1 and not kwargs and isinstance(args[0], InferenceConfig):
-            return cls.from_inference_config(args[0])
-        return super().__call__(*args, **kwargs)
-
-
 class InferenceAPI:
     """Config-driven generation methods of :class:`sonic.pipeline.SonicPipeline`."""
-
-    @classmethod
-    def from_inference_config(cls, config: InferenceConfig) -> SonicPipeline:
-        """Loads ``config.checkpoint`` on ``config.device`` in ``config.dtype``; the config becomes the defaults."""
-        config.validate()
-        device = resolve_device(config.device, "inference.device")
-        pipeline = cls.from_pretrained(
-            config.checkpoint, torch_dtype=resolve_dtype(config.dtype, device), device=device
-        )
-        pipeline.inference_config = config
-        return pipeline
 
     @property
     def inference_config(self) -> InferenceConfig:
@@ -110,7 +84,8 @@ class InferenceAPI:
         :func:`extract_audio_features` output, an audio path or a ``(waveform, sample_rate)`` pair.
         ``num_frames``: at most this many generated (12.5 fps) frames, like the released ``frame_num`` cap;
         None = the whole audio. ``motion_buckets``: ``{"translation": 0-127, "expression": 0-127}``, fixed
-        instead of predicted. ``overrides``: any :class:`InferenceConfig` field for this call (``steps=10``, ...).
+        instead of predicted. ``overrides``: any :class:`InferenceConfig` field or alias for this call
+        (``num_inference_steps=10``, ``steps=10``, ``motion="intense"``).
         After :meth:`SonicPipeline.distribute` the frames come out on rank 0; the other ranks get no frames.
         """
         waveform, features = prepare_audio(audio_features, self.feature_extractor, self.audio_encoder)
@@ -153,12 +128,12 @@ class InferenceAPI:
     def call_kwargs(self, overrides: dict[str, Any], on_step: StepCallback | None = None) -> dict[str, Any]:
         """Pipeline ``__call__`` arguments of the config with ``overrides`` (validated), the seeded generator and
         an optional progress callback."""
-        values = {**vars(self.inference_config), **overrides}
+        values = {**vars(self.inference_config), **InferenceConfig.canonical(overrides, "generation options")}
         config = InferenceConfig.from_dict(values, source="generation options")
         kwargs = config.pipeline_kwargs()
         kwargs["generator"] = torch.Generator().manual_seed(config.seed)  # CPU noise: the same video on any device
         if on_step is not None:
-            kwargs["callback_on_step_end"] = progress_callback(on_step, config.steps)
+            kwargs["callback_on_step_end"] = progress_callback(on_step, config.num_inference_steps)
         return kwargs
 
 

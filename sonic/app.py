@@ -36,7 +36,7 @@ def make_handler(pipeline: SonicPipeline, output_dir: Path) -> Callable[..., str
     def generate(
         image: str | None,
         audio: str | None,
-        motion: str,
+        motion: str | None,
         fix_buckets: bool,
         translation: float,
         expression: float,
@@ -46,9 +46,11 @@ def make_handler(pipeline: SonicPipeline, output_dir: Path) -> Callable[..., str
     ) -> str:
         if not image or not audio:
             raise gr.Error("Upload a portrait and an audio clip first.")
-        overrides = {"motion": motion, "seed": int(seed), "steps": int(steps)}
+        overrides = {"seed": int(seed), "num_inference_steps": int(steps)}
+        if motion:  # else the config's dynamic_scale, which no preset names
+            overrides["motion"] = motion
         if fix_buckets:
-            overrides |= {"translation": int(translation), "expression": int(expression)}
+            overrides |= {"translation_bucket": int(translation), "expression_bucket": int(expression)}
         output = output_dir / f"sonic-{uuid.uuid4().hex[:12]}.mp4"
 
         def on_step(done: int, total: int) -> None:
@@ -78,17 +80,19 @@ def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
             with gr.Column():
                 image = gr.Image(type="filepath", sources=["upload"], label="Portrait", elem_id="portrait")
                 audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Speech", elem_id="speech")
-                motion = gr.Radio(list(MOTION_PRESETS), value=defaults.motion, label="Motion")
+                preset = [word for word, scale in MOTION_PRESETS.items() if scale == defaults.dynamic_scale]
+                motion = gr.Radio(list(MOTION_PRESETS), value=preset[0] if preset else None, label="Motion")
                 with gr.Accordion("Fixed motion buckets", open=False):
-                    fixed = defaults.translation is not None or defaults.expression is not None
+                    fixed = defaults.translation_bucket is not None or defaults.expression_bucket is not None
                     fix_buckets = gr.Checkbox(fixed, label="Use these instead of the motion predicted from the audio")
-                    translation = gr.Slider(0, 127, value=bucket_default(defaults.translation), step=1,
+                    translation = gr.Slider(0, 127, value=bucket_default(defaults.translation_bucket), step=1,
                                             label="Head motion")  # fmt: skip
-                    expression = gr.Slider(0, 127, value=bucket_default(defaults.expression), step=1,
+                    expression = gr.Slider(0, 127, value=bucket_default(defaults.expression_bucket), step=1,
                                            label="Expression")  # fmt: skip
                 with gr.Row():
                     seed = gr.Number(defaults.seed, precision=0, label="Seed")
-                    steps = gr.Slider(1, MAX_STEPS, value=min(defaults.steps, MAX_STEPS), step=1, label="Steps")
+                    steps = gr.Slider(1, MAX_STEPS, value=min(defaults.num_inference_steps, MAX_STEPS), step=1,
+                                      label="Steps")  # fmt: skip
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Result", interactive=False, buttons=["download"], elem_id="result")

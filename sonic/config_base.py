@@ -1,7 +1,8 @@
 """The machinery every config shares: documented fields (:func:`option`), YAML load/save, one type and range check
 (:class:`ConfigBase`), and command-line flags generated from the fields (:func:`add_arguments`,
 :func:`config_from_args`), so that a flag, a YAML key and a Python attribute are always the same name. Flags accept
-both spellings, ``--dynamic-scale`` and ``--dynamic_scale``, and lists as ``1,2`` or ``1 2``.
+both spellings, ``--dynamic-scale`` and ``--dynamic_scale``, and lists as ``1,2`` or ``1 2``. A field may list older
+names (``option(..., aliases=("steps",))``): they work as flags, YAML keys and keyword arguments, and mean the field.
 
 A field is annotated ``bool``, ``int``, ``float``, ``str``, ``list[X]`` or ``X | None``. Values come from YAML and
 Python as they are, so the check is strict: a boolean is ``true``/``false`` (YAML's ``no`` is one, the string
@@ -75,9 +76,11 @@ class ConfigError(UserError, ValueError):
     """A configuration value a user gave is invalid (message names the field)."""
 
 
-def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True) -> Any:
-    """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only)."""
-    metadata = {"help": help, "choices": choices, "flag": flag}
+def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True,
+           aliases: tuple[str, ...] = ()) -> Any:  # fmt: skip
+    """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only);
+    ``aliases``: other accepted names (the seed README's flag spellings)."""
+    metadata = {"help": help, "choices": choices, "flag": flag, "aliases": aliases}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -88,6 +91,8 @@ class ConfigBase:
     """YAML round trip and validation shared by every config."""
 
     section: ClassVar[str] = "config"
+    # shorthand name -> (field, {word: value}): e.g. ``motion: intense`` means ``dynamic_scale: 2.0``
+    presets: ClassVar[dict[str, tuple[str, dict[str, Any]]]] = {}
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the first invalid field: each value must have its field's type
@@ -111,10 +116,11 @@ class ConfigBase:
             bounds = f">= {low}" if high is None else f"in {low}..{high}"
             raise ConfigError(f"{self.section}.{name} must be {bounds}, got {value}")
 
-    def _check_resolution(self) -> None:
+    def _check_resolution(self, name: str = "resolution") -> None:
         """Image sides go through the VAE (factor 8) and the UNet (factor 8 more): multiples of 64."""
-        if self.resolution < 64 or self.resolution % 64:
-            raise ConfigError(f"{self.section}.resolution must be a positive multiple of 64, got {self.resolution}")
+        value = getattr(self, name)
+        if value < 64 or value % 64:
+            raise ConfigError(f"{self.section}.{name} must be a positive multiple of 64, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
@@ -126,7 +132,31 @@ class ConfigBase:
         return path
 
     @classmethod
+    def canonical(cls, values: dict[str, Any], source: str = "config") -> dict[str, Any]:
+        """``values`` with every alias and preset replaced by its field's name (and value); an option given under two
+        names is an error."""
+        renamed: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
+        for key, value in values.items():
+            name = _aliases(cls).get(key, key)
+            if name in cls.presets:
+                name, value = cls.preset_value(name, value, source)
+            if name in renamed:
+                raise ConfigError(f"{source}: {cls.section}.{name} is given twice (as {given_as[name]} and {key})")
+            renamed[name], given_as[name] = value, key
+        return renamed
+
+    @classmethod
+    def preset_value(cls, preset: str, word: Any, source: str) -> tuple[str, Any]:
+        """(field, value) that the word of a preset stands for."""
+        name, values = cls.presets[preset]
+        if word not in values:
+            raise ConfigError(f"{source}: {cls.section}.{preset} must be one of {list(values)}, got {word!r}")
+        return name, values[word]
+
+    @classmethod
     def from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
+        values = cls.canonical(values, source)
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -143,12 +173,18 @@ class ConfigBase:
         values = yaml.safe_load(path.read_text()) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of option: value")
-        return cls.from_dict({**values, **overrides}, source=str(path))
+        return cls.from_dict({**cls.canonical(values, str(path)), **cls.canonical(overrides)}, source=str(path))
 
 
 @functools.cache
 def _field_types(cls: type[ConfigBase]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _aliases(cls: type[ConfigBase]) -> dict[str, str]:
+    """alias -> field name, for the fields of ``cls`` that have aliases."""
+    return {alias: field.name for field in dataclasses.fields(cls) for alias in field.metadata.get("aliases", ())}
 
 
 def _flag_kwargs(annotation: Any, choices: tuple | None) -> dict[str, Any]:
@@ -189,15 +225,21 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: 
         if not field.metadata.get("flag", True) or field.name in skip:
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        names = dict.fromkeys([f"--{field.name.replace('_', '-')}", f"--{field.name}"])
+        names = dict.fromkeys(f"--{spelling}" for name in (field.name, *field.metadata["aliases"])
+                              for spelling in (name.replace("_", "-"), name))  # fmt: skip
         kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))
         help_text = f"{field.metadata['help']} (default: {default})"
         group.add_argument(*names, dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
+    for preset, (name, values) in cls.presets.items():
+        meaning = ", ".join(f"{word} {value}" for word, value in values.items())
+        group.add_argument(f"--{preset}", choices=tuple(values), default=argparse.SUPPRESS,
+                           help=f"shorthand for --{name.replace('_', '-')}: {meaning}")  # fmt: skip
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, config_file: str | Path | None = None) -> C:
     """The config from an optional YAML file, overridden by the flags that were given on the command line."""
-    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls) if hasattr(args, field.name)}
+    names = [*(field.name for field in dataclasses.fields(cls)), *cls.presets]
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     if config_file is not None:
         return cls.load_yaml(config_file, **given)
     return cls.from_dict(given, source="command line")

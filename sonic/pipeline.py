@@ -9,9 +9,10 @@ decoding (:mod:`sonic.parallel`); alone, the same loop runs every window itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -22,8 +23,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.api import ConstructFromConfig, InferenceAPI
-from sonic.checkpoints import SonicComponents, load_components
+from sonic.api import InferenceAPI, resolve_dtype
+from sonic.checkpoints import SonicComponents, load_components, resolve_device
 from sonic.conditioning import (
     audio_token_windows,
     bucket_windows,
@@ -32,7 +33,7 @@ from sonic.conditioning import (
     preconditioning,
     to_buckets,
 )
-from sonic.config import frame_step
+from sonic.config import InferenceConfig, frame_step
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
 from sonic.io import VideoWriter
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
@@ -40,7 +41,9 @@ from sonic.models.faces import FaceDetector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
 from sonic.parallel import Ranks, work_units
-from sonic.timing import GENERATION_FPS
+from sonic.timing import GENERATION_FPS, WINDOW_FRAMES
+
+DEFAULTS = InferenceConfig()  # the one place of the inference defaults
 
 logger = logging.get_logger(__name__)
 
@@ -81,9 +84,24 @@ def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
     return [1.0 - image_scale, image_scale - audio_scale, audio_scale]
 
 
+class ConstructFromConfig(type):
+    """Routes ``SonicPipeline(config)`` to :meth:`SonicPipeline.from_inference_config`; every other call, such as
+    diffusers' ``cls(unet=..., ...)``, reaches the constructor unchanged.
+
+    The simplest way found to keep both constructions on one class: a ``__new__`` cannot do it (Python then calls
+    ``__init__`` with the config alone), and widening ``__init__`` would break diffusers, which reads the pipeline's
+    components from its signature."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], InferenceConfig):
+            return cls.from_inference_config(args[0])
+        return super().__call__(*args, **kwargs)
+
+
 class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConfig):
-    """Sonic inference on the diffusers SVD stack. Load with :meth:`from_pretrained` (released layout or export) or
-    ``SonicPipeline(InferenceConfig(...))``; ``generate`` / ``generate_video`` come from :class:`InferenceAPI`."""
+    """Sonic inference on the diffusers SVD stack: ``SonicPipeline.from_pretrained(path)`` (released layout or
+    export) or ``SonicPipeline(InferenceConfig(...))``; ``generate`` / ``generate_video`` come from
+    :class:`sonic.api.InferenceAPI`. The components are those of :class:`sonic.checkpoints.SonicComponents`."""
 
     model_cpu_offload_seq = "audio_encoder->audio2token->image_encoder->audio2bucket->unet->vae->rife"
     _optional_components = ("rife",)
@@ -117,6 +135,17 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     def from_components(cls, components: SonicComponents) -> SonicPipeline:
         return cls(**vars(components))
 
+    @classmethod
+    def from_inference_config(cls, config: InferenceConfig) -> SonicPipeline:
+        """Loads ``config.checkpoint`` on ``config.device`` in ``config.dtype``; the config becomes the defaults of
+        ``generate`` and ``generate_video``."""
+        config.validate()
+        device = resolve_device(config.device, "inference.device")
+        pipeline = cls.from_pretrained(config.checkpoint, torch_dtype=resolve_dtype(config.dtype, device),
+                                       device=device)  # fmt: skip
+        pipeline.inference_config = config
+        return pipeline
+
     def distribute(self, group: torch.distributed.ProcessGroup | None = None) -> SonicPipeline:
         """Shares every later generation among the processes of ``group`` (default: torch.distributed's default
         group, initialised by the caller, torchrun or accelerate launch): each rank denoises some windows and
@@ -133,37 +162,57 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         image: str | Path | PIL.Image.Image | np.ndarray,
         audio: AudioInput,
         *,
-        min_resolution: int = 512,
-        num_inference_steps: int = 25,
-        guidance_scale_image: float = 2.0,
-        guidance_scale_audio: float = 7.5,
-        shift_offset: int = 7,
-        frames_per_window: int = 25,
+        min_resolution: int = DEFAULTS.min_resolution,
+        num_inference_steps: int = DEFAULTS.num_inference_steps,
+        guidance_scale_image: float = DEFAULTS.guidance_scale_image,
+        guidance_scale_audio: float = DEFAULTS.guidance_scale_audio,
+        shift_offset: int = DEFAULTS.shift_offset,
+        dynamic_scale: float = DEFAULTS.dynamic_scale,
+        translation_bucket: float | None = DEFAULTS.translation_bucket,
+        expression_bucket: float | None = DEFAULTS.expression_bucket,
+        face_box: Sequence[float] | None = DEFAULTS.face_box,
+        crop: bool = DEFAULTS.crop,
+        interpolate: bool = DEFAULTS.interpolate,
+        decode_chunk_size: int = DEFAULTS.decode_chunk_size,
+        frames_per_window: int = WINDOW_FRAMES,
         overlap: int = 0,
-        dynamic_scale: float = 1.0,
-        translation_bucket: float | None = None,
-        expression_bucket: float | None = None,
-        face_box: tuple[float, float, float, float] | None = None,
-        crop: bool = False,
         i2i_noise_strength: float = 1.0,
         fps: float = GENERATION_FPS,
-        decode_chunk_size: int = 8,
-        interpolate: bool = True,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
         callback_on_step_end: Callable[[SonicPipeline, int, torch.Tensor, dict], dict] | None = None,
     ) -> SonicPipelineOutput:
-        """Generates the talking-head frames of ``image`` speaking ``audio``.
+        """Generates the talking-head frames of ``image`` speaking ``audio``. The defaults of the arguments from
+        ``min_resolution`` to ``decode_chunk_size`` are :class:`sonic.config.InferenceConfig`'s.
 
-        ``audio``: a file path, a ``(waveform, sample_rate)`` pair, or precomputed :class:`AudioFeatures`.
-        ``latents``: the initial Gaussian noise (1, N, 4, H/8, W/8), for exact reproduction.
-        Buckets (0-127) fixed by the user override audio2bucket's prediction; ``dynamic_scale`` scales predictions.
+        Args:
+            image: the portrait: a path, a PIL image or an RGB (H, W, 3) uint8 array.
+            audio: a file path, a ``(waveform, sample_rate)`` pair, or precomputed :class:`AudioFeatures`.
+            min_resolution: short side of the video (a multiple of 64; the long side keeps the aspect ratio).
+            num_inference_steps: denoising steps.
+            guidance_scale_image: reference-image guidance (the released 2.0).
+            guidance_scale_audio: audio guidance (the released 7.5).
+            shift_offset: frames the window tiling moves per step (the time-aware position shift).
+            dynamic_scale: scale of the motion buckets audio2bucket predicts.
+            translation_bucket: head-motion bucket 0-127 for every frame instead of the prediction.
+            expression_bucket: expression bucket 0-127 for every frame instead of the prediction.
+            face_box: (x1, y1, x2, y2) face box in image pixels; None detects the face.
+            crop: crop the portrait to a square around the face first.
+            interpolate: RIFE-interpolate to twice the frame rate (when the checkpoint has RIFE).
+            decode_chunk_size: frames per VAE decode call (fewer: less memory).
+            frames_per_window: generated frames per denoising window (the UNet's 25).
+            overlap: frames shared by consecutive windows (the released 0).
+            i2i_noise_strength: fraction of the schedule run; below 1 starts later, closer to the reference.
+            fps: frame rate of the generated frames, 25 / k (the UNet's fps condition and the audio step).
+            generator: torch generator of the initial noise.
+            latents: the initial Gaussian noise (1, N, 4, H/8, W/8) instead of drawing it, for exact reproduction.
+            output_type: "pil" (list of images), "np" ((F, H, W, 3) floats in [0, 1]) or "latent" (the latents).
+            callback_on_step_end: diffusers' ``callback(pipeline, step, timestep, {"latents": ...})`` after each
+                step; the latents it returns are used.
         """
         # 1. Check the arguments that do not depend on the inputs
-        step = frame_step(fps)
-        if not 0 <= overlap < frames_per_window or output_type not in ("pil", "np", "latent"):
-            raise ValueError("need 0 <= overlap < frames_per_window and output_type in pil / np / latent")
+        step = self.check_inputs(fps, frames_per_window, overlap, output_type, translation_bucket, expression_bucket)
         # 2. Reference image: face, optional crop, 64-aligned size, face mask, CLIP input
         reference = prepare_reference(image, self.face_detector, min_resolution, face_box, crop)
         # 3. Audio: Whisper once, windows per generated frame
@@ -179,7 +228,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         # 5. Timesteps and initial latents (reference latent + sigma_max * noise)
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         start = num_inference_steps - min(int(num_inference_steps * i2i_noise_strength), num_inference_steps)
-        latents = self.initial_latents(conditions.reference_latent, num_frames, start, generator, latents)
+        latents = self.prepare_latents(conditions.reference_latent, num_frames, start, generator, latents)
         latents = self.ranks.broadcast(latents)  # every rank starts from rank 0's noise
         # 6. Denoising loop with the time-aware position shift
         for i in self.progress_bar(range(start, num_inference_steps)):
@@ -189,6 +238,19 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                 latents = callback_on_step_end(self, i, self.scheduler.timesteps[i], {"latents": latents})["latents"]
         # 7. Decode, interpolate, convert
         return self.finish(latents, waveform, fps, output_type, decode_chunk_size, interpolate)
+
+    @staticmethod
+    def check_inputs(
+        fps: float, window: int, overlap: int, output_type: str, translation: float | None, expression: float | None
+    ) -> int:
+        """Raises ``ValueError`` for arguments no input can make valid; returns the video frames per generated
+        frame of ``fps``."""
+        if not 0 <= overlap < window or output_type not in ("pil", "np", "latent"):
+            raise ValueError("need 0 <= overlap < frames_per_window and output_type in pil / np / latent")
+        for bucket in (translation, expression):
+            if bucket is not None and not 0 <= bucket <= 127:
+                raise ValueError(f"motion buckets range over 0-127, got {bucket}")
+        return frame_step(fps)
 
     # ------------------------------------------------------------------------------------------------------------
     def encode_conditions(
@@ -225,12 +287,10 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         buckets = predicted * dynamic_scale
         for column, value in enumerate((translation, expression)):
             if value is not None:
-                if not 0 <= value <= 127:
-                    raise ValueError(f"motion buckets range over 0-127, got {value}")
                 buckets[:, column] = value
         return buckets
 
-    def initial_latents(
+    def prepare_latents(
         self,
         reference_latent: torch.Tensor,
         num_frames: int,
@@ -304,7 +364,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         return window_latents + (window_latents - denoised) / sigma * (sigma_next - sigma)
 
     # ------------------------------------------------------------------------------------------------------------
-    def decode_chunk(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (k, 4, h, w) -> frames (k, 3, H, W) in [0, 1]; the temporal decoder sees the chunk on its
         own, as in the released code (spec O10)."""
         scaled = (latents / self.vae.config.scaling_factor).to(self.vae.dtype)
@@ -332,7 +392,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         previous = None  # the last frame before this round
         for first in self.progress_bar(range(0, len(chunks), ranks.size)):
             batch = chunks[first : first + ranks.size]
-            mine = self.decode_chunk(batch[ranks.rank]) if ranks.rank < len(batch) else self.no_frames(latents)
+            mine = self.decode_latents(batch[ranks.rank]) if ranks.rank < len(batch) else self.no_frames(latents)
             counts = [len(chunk) for chunk in batch] + [0] * (ranks.size - len(batch))
             if interpolate:
                 lasts = ranks.all_gather(mine[-1:], [min(count, 1) for count in counts])
@@ -345,6 +405,8 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                     yield frames.cpu()
 
     def output_fps(self, fps: float, interpolate: bool) -> float:
+        if interpolate and self.rife is None:
+            logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", fps)
         return fps * 2 if interpolate and self.rife is not None else fps
 
     def finish(
@@ -352,23 +414,28 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     ) -> SonicPipelineOutput:
         if output_type == "latent":
             return SonicPipelineOutput(frames=latents, fps=fps, audio=waveform)
-        if interp and self.rife is None:
-            logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", fps)
+        output_fps = self.output_fps(fps, interp)
         chunks = list(self.video_chunks(latents, chunk, interp)) or [self.no_frames(latents).cpu()]  # rank > 0
         frames = torch.cat(chunks).permute(0, 2, 3, 1).numpy()
         if output_type == "pil":
             frames = [PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in frames]
-        return SonicPipelineOutput(frames=frames, fps=self.output_fps(fps, interp), audio=waveform)
+        return SonicPipelineOutput(frames=frames, fps=output_fps, audio=waveform)
 
-    def write_video(self, output_path: str | Path, image, audio: AudioInput, **kwargs) -> Path:
-        """Generates and streams the frames into an H.264 + AAC mp4 with the input audio (atomic write). After
-        :meth:`distribute` rank 0 writes it; the other ranks return once their share of the decoding is done."""
-        chunk_size, interpolate = kwargs.pop("decode_chunk_size", 8), kwargs.pop("interpolate", True)
+    def write_video(
+        self,
+        output_path: str | Path,
+        image: str | Path | PIL.Image.Image | np.ndarray,
+        audio: AudioInput,
+        decode_chunk_size: int = DEFAULTS.decode_chunk_size,
+        interpolate: bool = DEFAULTS.interpolate,
+        **kwargs: Any,
+    ) -> Path:
+        """Generates and streams the frames into an H.264 + AAC mp4 with the input audio (atomic write); ``kwargs``
+        are ``__call__``'s. After :meth:`distribute` rank 0 writes it; the other ranks return once their share of
+        the decoding is done."""
         result = self(image, audio, output_type="latent", **kwargs)
-        if interpolate and self.rife is None:
-            logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", result.fps)
         fps = self.output_fps(result.fps, interpolate)
-        chunks = self.video_chunks(result.frames, chunk_size, interpolate)
+        chunks = self.video_chunks(result.frames, decode_chunk_size, interpolate)
         if not self.ranks.is_main:
             for _ in chunks:  # runs this rank's decoding; the frames go to rank 0
                 pass

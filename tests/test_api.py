@@ -20,7 +20,7 @@ from tests.conftest import EXAMPLES, speech_clip
 
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FACE = [175.0, 76.0, 266.0, 167.0]  # dlib's box on the example portrait; skips detection where colours are swapped
-FAST = {"resolution": 64, "steps": 1, "interpolation": False}
+FAST = {"min_resolution": 64, "num_inference_steps": 1, "interpolate": False}
 
 # The seed README's code, verbatim: only `...` (left open there) gets paths, and SonicConfig() a fast setting.
 SEED_README = """
@@ -51,7 +51,7 @@ def test_seed_readme_runs_as_written(tiny_checkpoint, tmp_path, monkeypatch):
     shutil.copy(PORTRAIT, tmp_path / "portrait.jpg")
     speech_clip(tmp_path / "audio.wav", seconds=2.5)
     monkeypatch.chdir(tmp_path)
-    code = SEED_README.replace("SonicConfig()", "SonicConfig(resolution=64, steps=1)")
+    code = SEED_README.replace("SonicConfig()", "SonicConfig(min_resolution=64, num_inference_steps=1)")
     paths = 'image_path="portrait.jpg", audio_path="audio.wav", output_path="videos/one-liner.mp4"'
     code = code.replace("image_path=..., audio_path=..., output_path=...", paths)
     namespace = {"cv2": cv2}

@@ -61,7 +61,7 @@ def user_error_cases(tiny_checkpoint: Path, speech: Path, tmp_path: Path) -> lis
     notes.write_text("not an image")
     inputs = ["--checkpoint", tiny_checkpoint, "--audio", speech]
     return [
-        ([*inputs, "--image", PORTRAIT, "--translation", "300"], "inference.translation must be in 0..127"),
+        ([*inputs, "--image", PORTRAIT, "--translation", "300"], "inference.translation_bucket must be in 0..127"),
         ([*inputs, "--image", PORTRAIT, "--face-box", "1", "2"], "face_box needs 4 numbers"),
         (["--checkpoint", tmp_path / "nowhere", "--image", PORTRAIT, "--audio", speech], "is incomplete. Missing:"),
         ([*inputs, "--image", notes, *FAST], "cannot be read as an image"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import typing
@@ -12,7 +13,7 @@ import pytest
 import sonic_preprocess
 import sonic_training
 from sonic.cli import main as demo_main
-from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig
+from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.config_base import without_none
 
 CONFIGS = (InferenceConfig, PreprocessConfig, TrainingConfig)
@@ -53,7 +54,8 @@ def test_yaml_booleans_are_real_ones(tmp_path):
         InferenceConfig.load_yaml(tmp_path / "quoted.yaml")
     (tmp_path / "plain.yaml").write_text("crop: no\ninterpolation: off\nsteps: 10\nguidance_audio: 5\n")
     config = InferenceConfig.load_yaml(tmp_path / "plain.yaml")
-    assert (config.crop, config.interpolation, config.steps, config.guidance_audio) == (False, False, 10, 5)
+    values = (config.crop, config.interpolate, config.num_inference_steps, config.guidance_scale_audio)
+    assert values == (False, False, 10, 5)  # the seed README's names are aliases
     python = InferenceConfig.from_dict({"checkpoint": Path("ckpt"), "face_box": (1, 2, 30, 40)})  # Path, tuple: fine
     assert python.face_box == (1, 2, 30, 40)
 
@@ -66,3 +68,19 @@ def test_every_entry_point_turns_a_config_error_into_exit_2(tmp_path, capsys):
         bad.write_text(f"{option.split('.')[1]}: 'no'\n")
         assert run(["--config", str(bad), *argv]) == 2  # every main returns its exit code
         assert capsys.readouterr().err == f"error: {option} must be true or false, got 'no'\n"
+
+
+def test_aliases_and_presets_name_one_option(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, InferenceConfig)
+    for argv in (["--steps", "3"], ["--num-inference-steps", "3"], ["--num_inference_steps", "3"]):
+        assert config_from_args(InferenceConfig, parser.parse_args(argv)).num_inference_steps == 3
+    assert config_from_args(InferenceConfig, parser.parse_args(["--no-interpolation"])).interpolate is False
+    assert config_from_args(InferenceConfig, parser.parse_args(["--motion", "intense"])).dynamic_scale == 2.0
+    with pytest.raises(ConfigError, match=r"inference\.num_inference_steps is given twice \(as steps and num_infer"):
+        InferenceConfig.from_dict({"steps": 3, "num_inference_steps": 4})  # on the command line the last flag wins
+    with pytest.raises(ConfigError, match=r"inference\.motion must be one of \['mild', 'moderate', 'intense'\]"):
+        InferenceConfig.from_dict({"motion": "wild"})
+    (tmp_path / "old.yaml").write_text("resolution: 128\nmotion: moderate\n")  # flags override the file
+    config = config_from_args(InferenceConfig, parser.parse_args(["--dynamic-scale", "1.2"]), tmp_path / "old.yaml")
+    assert (config.min_resolution, config.dynamic_scale) == (128, 1.2)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from sonic.checkpoints import SonicComponents
 from sonic.conditioning import audio_token_windows, bucket_windows, empty_audio_tokens, to_buckets
+from sonic.config import InferenceConfig
 from sonic.inputs import prepare_reference
 from sonic.io import MediaError, VideoWriter, read_video_info
 from sonic.models.whisper import AudioFeatures
@@ -201,3 +207,18 @@ def test_frames_are_streamed_to_the_encoder(pipe, tmp_path, monkeypatch):
     pipe.write_video(tmp_path / "out.mp4", PORTRAIT, features(20), **{**FAST, "decode_chunk_size": 4})
     assert events.count("decode") == 5 and events.count("write") == 20
     assert events.index("write") < len(events) - 1 - events[::-1].index("decode")
+
+
+def test_call_arguments_are_the_config_fields_with_their_defaults():
+    """One name and one default per option: the config's fields (but the loading ones) are __call__'s keywords with
+    the same defaults, every keyword is documented, and the components are those of SonicComponents."""
+    parameters = inspect.signature(SonicPipeline.__call__).parameters
+    config = InferenceConfig()
+    for name, value in config.pipeline_kwargs().items():
+        assert parameters[name].default == value, name
+    documented = set(re.findall(r"^ {12}(\w+):", SonicPipeline.__call__.__doc__, flags=re.MULTILINE))
+    assert documented == set(parameters) - {"self"}
+    components = list(inspect.signature(SonicPipeline.__init__).parameters)[1:]
+    assert components == [field.name for field in dataclasses.fields(SonicComponents)]
+    offloaded = SonicPipeline.model_cpu_offload_seq.split("->")
+    assert sorted(offloaded) == sorted(set(components) - {"scheduler", "feature_extractor", "face_detector"})
