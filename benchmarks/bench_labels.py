@@ -22,7 +22,6 @@ import numpy as np
 from sonic.config import PreprocessConfig
 from sonic.data.layout import PROCESSED, read_manifest
 from sonic.data.ledger import read_jsonl
-from sonic.data.motion import MotionLimits
 from sonic.data.preprocess import preprocess_dataset
 from sonic.data.summary import dataset_labels, per_source, plot_labels
 
@@ -35,7 +34,7 @@ def run(input_dir: Path, output: Path, checkpoint: Path, resolution: int, worker
     config = PreprocessConfig(input=str(input_dir), output=str(output), checkpoint=str(checkpoint),
                               resolution=resolution, workers=workers)  # fmt: skip
     summary = preprocess_dataset(config)
-    limits = MotionLimits.of(config)
+    limits = config
     processed = read_jsonl(output / PROCESSED)
     seconds = sum(row["seconds"] for row in processed)
     totals = {

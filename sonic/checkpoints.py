@@ -71,11 +71,13 @@ class SonicComponents:
     rife: RIFE | None
     face_detector: FaceDetector
 
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The torch modules among the components (not the scheduler, feature extractor or face detector)."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, torch.nn.Module)}
+
     def to(self, device: str | torch.device) -> SonicComponents:
-        for module in (self.unet, self.vae, self.image_encoder, self.audio_encoder, self.audio2token,
-                       self.audio2bucket, self.rife):  # fmt: skip
-            if module is not None:
-                module.to(device)
+        for module in self.modules().values():
+            module.to(device)
         return self
 
 
@@ -275,9 +277,8 @@ def save_components(components: SonicComponents, out_dir: str | Path) -> Path:
 def summarize(root: Path) -> None:
     """Loads every component strictly and prints one line per component."""
     components = load_components(root)
-    for name, module in vars(components).items():
-        if isinstance(module, torch.nn.Module):
-            print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
+    for name, module in components.modules().items():
+        print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
     print(f"{'face_detector':16s} {type(components.face_detector).__name__}")
     print(f"{root}: every component loaded strictly")
 

@@ -90,7 +90,7 @@ LIMITS = ("max_bucket", "max_landmark_jump", "max_flow_motion")
 
 @dataclasses.dataclass
 class LabelLimits:
-    """The exclusion limits of label windows (``sonic.data.motion.MotionLimits``): preprocessing counts the windows
+    """The exclusion limits of label windows (``sonic.data.motion.exclusions``): preprocessing counts the windows
     they exclude, training skips those clips. The labels are stored unclipped, so training may use other limits."""
 
     max_bucket: float = option(128.0, "windows whose head or expression label exceeds this are excluded "

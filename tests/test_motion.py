@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sonic.config import LabelLimits
 from sonic.data.motion import (
     FACE_FROM_RIGID,
     MOUTH,
     NOSE_TIP,
-    MotionLimits,
     bucket_label,
     exclusions,
     expression_motion,
@@ -139,7 +139,7 @@ def test_exclusions_name_each_rule_and_usable_needs_all():
     np.testing.assert_array_equal(rules["landmark_jump"], [0, 0, 0, 1, 0, 0])
     np.testing.assert_array_equal(rules["flow_motion"], [0, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(usable(labels), [1, 0, 0, 0, 0, 0])
-    loose = MotionLimits(max_bucket=500, max_landmark_jump=500, max_flow_motion=500)
+    loose = LabelLimits(max_bucket=500, max_landmark_jump=500, max_flow_motion=500)
     np.testing.assert_array_equal(usable(labels, loose), [1, 1, 1, 1, 1, 0])
 
 

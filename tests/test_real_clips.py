@@ -17,7 +17,6 @@ import soundfile
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR
 from sonic.config import PreprocessConfig, TrainingConfig
 from sonic.data.layout import AUDIO, read_manifest
-from sonic.data.motion import MotionLimits
 from sonic.data.preprocess import preprocess_dataset
 from sonic.data.summary import per_source
 from sonic.data.verify import verify_dataset
@@ -37,7 +36,7 @@ def preprocessed(tiny_checkpoint: Path, output: Path, resolution: int) -> tuple[
     config = PreprocessConfig(input=str(REAL_CLIPS), output=str(output), checkpoint=str(tiny_checkpoint),
                               resolution=resolution, workers=2)  # fmt: skip
     summary = preprocess_dataset(config)
-    return summary, per_source(output, MotionLimits.of(config))
+    return summary, per_source(output, config)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from torch.utils.data import Dataset
 
 from sonic.conditioning import audio_token_windows, bucket_windows
+from sonic.config import LabelLimits
 from sonic.data.layout import (
     VIDEO,
     SegmentRecord,
@@ -39,7 +40,6 @@ from sonic.data.layout import (
 )
 from sonic.data.motion import (
     MOUTH,
-    MotionLimits,
     bucket_label,
     expression_motion,
     head_motion,
@@ -77,7 +77,7 @@ def clip_labels(folder: Path, num_frames: int, step: int, stored: tuple[int, int
     return {**labels, **recomputed}
 
 
-def list_clips(root: str | Path, num_frames: int, step: int, window_stride: int, limits: MotionLimits) -> list[Clip]:
+def list_clips(root: str | Path, num_frames: int, step: int, window_stride: int, limits: LabelLimits) -> list[Clip]:
     """The usable clips of a dataset, with their buckets. Reads every segment's labels once."""
     definition = read_clip_definition(root)
     if definition["video_fps"] != VIDEO_FPS:
@@ -193,7 +193,7 @@ class SonicClipDataset(Dataset):
         resolution: int = 576,
         step: int = GENERATION_STEP,
         window_stride: int = 25,
-        limits: MotionLimits | None = None,
+        limits: LabelLimits | None = None,
         seed: int = 0,
         video: bool = True,
         reference_margin: int | None = 25,
@@ -203,7 +203,7 @@ class SonicClipDataset(Dataset):
         self.seed, self.video, self.epoch, self.reference_margin = seed, video, 0, reference_margin
         self.aspects = tuple(aspects)
         self.span = window_span(num_frames, step)
-        limits = limits or MotionLimits()
+        limits = limits or LabelLimits()
         self.clips = list_clips(root, num_frames, step, window_stride, limits)
         if not self.clips:
             raise DatasetError(

@@ -22,10 +22,9 @@ conditions on (an integer in [0, 128], as the lineage). All functions are pure n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from sonic.config import LabelLimits
 from sonic.timing import GENERATION_STEP, WINDOW_FRAMES, window_span
 
 MAX_BUCKET = 128.0  # the paper's bucket range [0, 128]
@@ -38,20 +37,6 @@ RIGID_LANDMARKS = (*range(27, 36), 36, 39, 42, 45)  # nose bridge and base, eye 
 # dlib's HOG box relative to the rigid-landmark box (centre offset x, y and side, in rigid-box sizes), measured on
 # examples/portrait.jpg: HOG box (175, 76, 266, 167), rigid box (195, 101, 255, 134).
 FACE_FROM_RIGID = (-0.10, 0.09, 2.05)
-
-
-@dataclass(frozen=True)
-class MotionLimits:
-    """A window is excluded when a label exceeds its limit (the lineage's 128 for all three rules)."""
-
-    max_bucket: float = MAX_BUCKET  # rule above_max: translation or expression
-    max_landmark_jump: float = MAX_BUCKET  # rule landmark_jump
-    max_flow_motion: float = MAX_BUCKET  # rule flow_motion
-
-    @classmethod
-    def of(cls, config: object) -> MotionLimits:
-        """The limits of a preprocessing or training config (fields of the same names)."""
-        return cls(config.max_bucket, config.max_landmark_jump, config.max_flow_motion)
 
 
 def windows(values: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
@@ -131,9 +116,9 @@ def motion_labels(landmarks: np.ndarray, pair_flow: np.ndarray) -> dict[str, np.
     }
 
 
-def exclusions(labels: dict[str, np.ndarray], limits: MotionLimits | None = None) -> dict[str, np.ndarray]:
+def exclusions(labels: dict[str, np.ndarray], limits: LabelLimits | None = None) -> dict[str, np.ndarray]:
     """Rule name -> boolean (N,): the window starting here fits and breaks the rule (a window may break several)."""
-    limits = limits or MotionLimits()
+    limits = limits or LabelLimits()
     with np.errstate(invalid="ignore"):  # NaN compares False: windows that do not fit break no rule
         return {
             "above_max": (labels["translation"] > limits.max_bucket) | (labels["expression"] > limits.max_bucket),
@@ -142,7 +127,7 @@ def exclusions(labels: dict[str, np.ndarray], limits: MotionLimits | None = None
         }
 
 
-def usable(labels: dict[str, np.ndarray], limits: MotionLimits | None = None) -> np.ndarray:
+def usable(labels: dict[str, np.ndarray], limits: LabelLimits | None = None) -> np.ndarray:
     """Boolean (N,): the window starting at this frame fits and breaks no rule of :func:`exclusions`."""
     fits = ~np.isnan(np.asarray(labels["translation"]))
     return fits & ~np.logical_or.reduce(list(exclusions(labels, limits).values()))

@@ -33,7 +33,7 @@ from sonic.data.decode import crop_yuv420, luma
 from sonic.data.landmarks import FlowMeter, LandmarkTracker
 from sonic.data.layout import AUDIO, FEATURES, META, SEGMENTS, VIDEO, SegmentRecord
 from sonic.data.ledger import source_hash
-from sonic.data.motion import MotionLimits, exclusions, face_box_from_landmarks, motion_labels, usable
+from sonic.data.motion import exclusions, face_box_from_landmarks, motion_labels, usable
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
 from sonic.models.whisper import encode_audio
@@ -149,7 +149,7 @@ class SegmentWriter:
 
     def _details(self, labels: dict[str, np.ndarray]) -> dict:
         """meta.json extras: where the crop came from, the per-segment label statistics and exclusions."""
-        limits = MotionLimits.of(self.config)
+        limits = self.config
         fits = ~np.isnan(labels["translation"])
         medians = {f"{key}_median": float(np.median(labels[key][fits])) if fits.any() else None for key in labels}
         return {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sonic.config import PreprocessConfig
+from sonic.config import LabelLimits, PreprocessConfig
 from sonic.data.layout import (
     FAILURES,
     MANIFEST,
@@ -25,7 +25,7 @@ from sonic.data.layout import (
     read_manifest,
 )
 from sonic.data.ledger import read_jsonl, write_atomic
-from sonic.data.motion import LABELS, MotionLimits, exclusions, usable
+from sonic.data.motion import LABELS, exclusions, usable
 from sonic.timing import VIDEO_FPS
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -42,7 +42,7 @@ def dataset_labels(output: Path, records: list[SegmentRecord]) -> dict[str, np.n
     return {key: np.concatenate(values) if values else np.zeros(0, np.float32) for key, values in parts.items()}
 
 
-def per_source(output: Path, limits: MotionLimits) -> dict[str, dict]:
+def per_source(output: Path, limits: LabelLimits) -> dict[str, dict]:
     """Per processed video: its frames, the frames in segments, windows, usable windows and label medians."""
     table = {row["source"]: {"frames": row["frames"], "segment_frames": 0, "segments": 0} for row in
              read_jsonl(output / PROCESSED)}  # fmt: skip
@@ -73,7 +73,7 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
     records = read_manifest(output) if (output / MANIFEST).is_file() else []
     processed = read_jsonl(output / PROCESSED)
     failures = read_jsonl(output / FAILURES)
-    labels, limits = dataset_labels(output, records), MotionLimits.of(config)
+    labels, limits = dataset_labels(output, records), config
     durations = np.array([record.num_frames / VIDEO_FPS for record in records])
     summary = {
         "videos": len(processed),
@@ -95,7 +95,7 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
     return summary
 
 
-def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: MotionLimits, durations: np.ndarray) -> None:
+def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: LabelLimits, durations: np.ndarray) -> None:
     """One row of histograms: segment durations and every label on its 0-128 scale, with the median and the
     exclusion limit; values above the plotted range are counted in the title. Written atomically."""
     import matplotlib

@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
 from sonic.data.dataset import SonicClipDataset
-from sonic.data.motion import MotionLimits
 from sonic.training.bucket import compute_bucket_loss
 from sonic.training.checkpointing import (
     SavedState,
@@ -126,7 +125,7 @@ def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoade
     if config.cache_latents:
         dataset_class, cache = CachedClipDataset, {"cache_root": config.latent_cache_dir}
     dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
-                            config.window_stride, MotionLimits.of(config), config.seed,
+                            config.window_stride, config, config.seed,
                             video=not config.train_audio2bucket, reference_margin=config.reference_margin,
                             aspects=tuple(config.crop_aspects), **cache)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
