@@ -1,4 +1,5 @@
-"""What training and inference share: per-frame audio windows and motion buckets.
+"""What training and inference share: per-frame audio windows and motion buckets; and the guidance branches' conditions
+of inference (:class:`Conditions`).
 
 Whisper gives 50 tokens per second, two per 25-fps video frame. Sonic generates every ``step``-th video frame
 (step 2 = 12.5 fps); generated frame i starts at token ``2 * step * i``. Its audio2token window is the 10 tokens
@@ -8,6 +9,7 @@ of the last hidden state (1 s), with zeros outside the audio.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,3 +141,29 @@ def empty_audio_tokens(audio2token: torch.nn.Module) -> torch.Tensor:
     config = audio2token.config
     zeros = torch.zeros(1, 1, config.seq_len, config.blocks, config.channels, device=audio2token.device)
     return audio2token(zeros.to(audio2token.dtype))[0, 0]
+
+
+@dataclass
+class Conditions:
+    """Everything the UNet sees besides the noisy latents, for the active guidance branches."""
+
+    clip: torch.Tensor  # (branches, 1, D)
+    image_latents: torch.Tensor  # (branches, 4, h, w), unscaled VAE mode
+    audio_tokens: list[torch.Tensor | None]  # per branch: (N, T, D) in the UNet dtype, None = the "no audio" tokens
+    empty_audio: torch.Tensor  # (T, D) in the UNet dtype
+    weights: list[float]  # guidance weight of each branch (they sum to 1)
+    buckets: torch.Tensor  # (N, 2) translation and expression bucket per frame
+    face_mask: torch.Tensor  # (1, 1, H, W)
+    reference_latent: torch.Tensor  # (1, 4, h, w) fp32, unscaled VAE mode of the reference image
+
+    def select(self, rows: tuple[int, ...]) -> Conditions:
+        """The conditions of the branches ``rows``; a branch listed again is a row of weight 0, which only makes
+        the UNet batch larger (:func:`sonic.parallel.work_units`)."""
+        weights = [0.0 if row in rows[:k] else self.weights[row] for k, row in enumerate(rows)]
+        return replace(self, clip=self.clip[list(rows)], image_latents=self.image_latents[list(rows)],
+                       audio_tokens=[self.audio_tokens[row] for row in rows], weights=weights)  # fmt: skip
+
+
+def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
+    """v = v_u + g_i (v_d - v_u) + g_a (v_c - v_d) written as a weighted sum of [v_u, v_d, v_c]."""
+    return [1.0 - image_scale, image_scale - audio_scale, audio_scale]

@@ -10,7 +10,7 @@ decoding (:mod:`sonic.parallel`); alone, the same loop runs every window itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from sonic.api import InferenceAPI, resolve_dtype
 from sonic.checkpoints import SonicComponents, load_components, resolve_device
 from sonic.conditioning import (
+    Conditions,
     audio_token_windows,
     bucket_windows,
     empty_audio_tokens,
+    guidance_weights,
     num_generated_frames,
     preconditioning,
     to_buckets,
@@ -56,32 +58,6 @@ class SonicPipelineOutput(BaseOutput):
     frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
     fps: float
     audio: np.ndarray | None
-
-
-@dataclass
-class Conditions:
-    """Everything the UNet sees besides the noisy latents, for the active guidance branches."""
-
-    clip: torch.Tensor  # (branches, 1, D)
-    image_latents: torch.Tensor  # (branches, 4, h, w), unscaled VAE mode
-    audio_tokens: list[torch.Tensor | None]  # per branch: (N, T, D) in the UNet dtype, None = the "no audio" tokens
-    empty_audio: torch.Tensor  # (T, D) in the UNet dtype
-    weights: list[float]  # guidance weight of each branch (they sum to 1)
-    buckets: torch.Tensor  # (N, 2) translation and expression bucket per frame
-    face_mask: torch.Tensor  # (1, 1, H, W)
-    reference_latent: torch.Tensor  # (1, 4, h, w) fp32, unscaled VAE mode of the reference image
-
-    def select(self, rows: tuple[int, ...]) -> Conditions:
-        """The conditions of the branches ``rows``; a branch listed again is a row of weight 0, which only makes
-        the UNet batch larger (:func:`sonic.parallel.work_units`)."""
-        weights = [0.0 if row in rows[:k] else self.weights[row] for k, row in enumerate(rows)]
-        return replace(self, clip=self.clip[list(rows)], image_latents=self.image_latents[list(rows)],
-                       audio_tokens=[self.audio_tokens[row] for row in rows], weights=weights)  # fmt: skip
-
-
-def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:
-    """v = v_u + g_i (v_d - v_u) + g_a (v_c - v_d) written as a weighted sum of [v_u, v_d, v_c]."""
-    return [1.0 - image_scale, image_scale - audio_scale, audio_scale]
 
 
 class ConstructFromConfig(type):

@@ -176,7 +176,7 @@ def test_protocol_mode_generates_each_test_with_the_tiny_checkpoint_then_evaluat
     assert main(["--protocol", str(tmp_path / "list.csv"), "--checkpoint", str(tiny_checkpoint), "--output", str(out),
                  "--resolution", "64", "--steps", "1", "--device", "cpu", "--weights", str(tmp_path)]) == 0  # fmt: skip
     result = report(out)
-    assert result["protocol"]["mode"] == "protocol" and result["protocol"]["generation"]["steps"] == 1
+    assert result["protocol"]["mode"] == "protocol" and result["protocol"]["generation"]["num_inference_steps"] == 1
     assert result["protocol"]["cases"][0]["seed"] == 7
     assert len(list(decode_frames(out / "reference" / "anna.mp4"))) == 50  # 2.0 s at 25 fps
     assert (out / "generated" / "anna.mp4").is_file() and "psnr" in result["mean"]
