@@ -21,7 +21,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import sonic.pipeline
-from sonic.api import TORCH_DTYPES
+from sonic.checkpoints import TORCH_DTYPES
 from sonic.io import VideoWriter
 from sonic.models.unet import SonicUNet
 from sonic.timing import SAMPLE_RATE

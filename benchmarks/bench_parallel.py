@@ -33,8 +33,7 @@ from bench_inference import synthetic_speech, timed
 from bench_train import full_size_components
 from transformers import WhisperFeatureExtractor
 
-from sonic.api import resolve_dtype
-from sonic.checkpoints import SonicComponents
+from sonic.checkpoints import SonicComponents, resolve_dtype
 from sonic.config import InferenceConfig
 from sonic.models.rife import RIFE
 from sonic.parallel import Ranks, launched_group, work_units

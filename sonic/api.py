@@ -28,7 +28,6 @@ from sonic.timing import GENERATION_STEP, SAMPLE_RATE, TOKENS_PER_VIDEO_FRAME, V
 if TYPE_CHECKING:
     from sonic.pipeline import SonicPipeline
 
-TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ImageInput = str | Path | PIL.Image.Image | np.ndarray
 ColorOrder = Literal["bgr", "rgb"]
 StepCallback = Callable[[int, int], None]  # (finished steps, total steps)
@@ -45,13 +44,6 @@ class GeneratedVideo:
     frames: np.ndarray
     fps: float
     audio: np.ndarray | None
-
-
-def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """``auto`` -> fp16 on a GPU (the released setting), fp32 on the CPU (fp16 CPU kernels are slow or missing)."""
-    if name == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
-    return TORCH_DTYPES[name]
 
 
 class InferenceAPI:

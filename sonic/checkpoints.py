@@ -47,6 +47,8 @@ from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
 
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 # Our export: sub-folder -> the file that marks it complete.
 EXPORT_REQUIRED = {
     "unet": "config.json", "vae": "config.json", "image_encoder": "config.json", "audio_encoder": "config.json",
@@ -190,6 +192,13 @@ def resolve_device(name: str, field: str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{field} is {name!r} but this machine has no CUDA GPU; use --device cpu")
     return name
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """``auto`` -> fp16 on a GPU (the released setting), fp32 on the CPU (fp16 CPU kernels are slow or missing)."""
+    if name == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return TORCH_DTYPES[name]
 
 
 def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, WhisperEncoder]:

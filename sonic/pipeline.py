@@ -23,8 +23,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.api import InferenceAPI, resolve_dtype
-from sonic.checkpoints import SonicComponents, load_components, resolve_device
+from sonic.api import InferenceAPI
+from sonic.checkpoints import SonicComponents, load_components, resolve_device, resolve_dtype
 from sonic.conditioning import (
     Conditions,
     audio_token_windows,
