@@ -242,7 +242,15 @@ class TrainingConfig(LabelLimits, ConfigBase):
     checkpointing_steps: int = option(500, "save the training state every N optimiser steps")
     checkpoints_total_limit: int | None = option(3, "keep only the newest N checkpoints (None keeps all)")
     resume_from_checkpoint: str | None = option(None, "a checkpoint folder, or 'latest' in output_dir")
-    validation_steps: int = option(500, "generate a validation video every N optimiser steps (needs the pair below)")
+    validation_steps: int = option(500, "every N optimiser steps: the held-out loss and audio gap (with "
+                                   "validation_data or validation_share) and the validation video (with "
+                                   "validation_image and validation_audio)")  # fmt: skip
+    validation_data: str | None = option(None, "preprocessed dataset of held-out clips for the validation loss and "
+                                         "audio gap (never trained on)")  # fmt: skip
+    validation_share: float = option(0.0, "hold out this share of data_root's segments (chosen by a hash of the "
+                                     "segment id) for the validation loss instead of training on them")  # fmt: skip
+    validation_clips: int = option(8, "held-out clips scored at each validation (spread evenly over the held-out "
+                                   "data)")  # fmt: skip
     validation_image: str | None = option(None, "portrait of the validation video")
     validation_audio: str | None = option(None, "speech of the validation video")
     validation_inference_steps: int = option(25, "denoising steps of the validation video")
@@ -265,6 +273,8 @@ class TrainingConfig(LabelLimits, ConfigBase):
         self._check_resolution()
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
+        self._check_range("validation_clips", low=1)
+        self._check_range("validation_share", low=0, high=0.9)
         self._check_range(*LIMITS, "reference_margin",
                           "mouth_loss_weight", low=0)  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:

@@ -32,6 +32,23 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dataset(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 2.5-s talking videos (one moving, one talking) preprocessed at 64 px: 2 segments of 62 frames."""
+    from sonic.config import PreprocessConfig
+    from sonic.data.layout import read_manifest
+    from sonic.data.preprocess import preprocess_dataset
+    from tests.media import make_talking_video
+
+    raw, output = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("dataset")
+    make_talking_video(raw / "moving.mp4", seconds=2.5, translate_px=4.0, mouth_warp=8.0)
+    make_talking_video(raw / "talking.mp4", seconds=2.5, mouth_warp=12.0)
+    preprocess_dataset(PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint),
+                                        resolution=64))  # fmt: skip
+    assert len(read_manifest(output)) == 2
+    return output
+
+
+@pytest.fixture(scope="session")
 def tiny_components(tiny_checkpoint: Path):
     from sonic.checkpoints import load_components
 

@@ -22,11 +22,10 @@ from safetensors.torch import load, load_file, save_file
 import sonic_training
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
 from sonic.conditioning import preconditioning
-from sonic.config import ConfigError, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
+from sonic.config import ConfigError, TrainingConfig, add_arguments, config_from_args
 from sonic.data.dataset import SonicClipDataset, View, aspect_view
 from sonic.data.layout import FEATURES, MANIFEST, VIDEO, load_features, read_manifest
 from sonic.data.motion import bucket_label, expression_motion, head_motion
-from sonic.data.preprocess import preprocess_dataset
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
 from sonic.training import latent_cache, loop
@@ -34,21 +33,9 @@ from sonic.training.checkpointing import CONFIG_FILE, STATE_FILE, list_checkpoin
 from sonic.training.loss import dropout_masks, loss_weight
 from sonic.training.model import TrainingModels
 from tests.media import PORTRAIT, SPEECH, make_talking_video
+from tests.training_setup import FRAMES, RESOLUTION, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
-RESOLUTION, FRAMES = 64, 4
-
-
-@pytest.fixture(scope="session")
-def dataset(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two 2.5-s talking videos (one moving, one talking) preprocessed at 64 px: 2 segments of 62 frames."""
-    raw, output = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("dataset")
-    make_talking_video(raw / "moving.mp4", seconds=2.5, translate_px=4.0, mouth_warp=8.0)
-    make_talking_video(raw / "talking.mp4", seconds=2.5, mouth_warp=12.0)
-    preprocess_dataset(PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint),
-                                        resolution=RESOLUTION))  # fmt: skip
-    assert len(read_manifest(output)) == 2
-    return output
 
 
 @pytest.fixture(scope="session")
@@ -57,16 +44,6 @@ def validation_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "speech2s.wav"
     soundfile.write(path, waveform[: 2 * rate], rate)
     return path
-
-
-def make_config(tiny_checkpoint: Path, data_root: Path, output_dir: Path, **overrides) -> TrainingConfig:
-    values = {
-        "model_path": str(tiny_checkpoint / SVD_DIR), "whisper_path": str(tiny_checkpoint / WHISPER_DIR),
-        "data_root": str(data_root), "output_dir": str(output_dir), "resolution": RESOLUTION, "num_frames": FRAMES,
-        "window_stride": 7, "mixed_precision": "no", "dataloader_num_workers": 0, "report_to": "none",
-        "lr_warmup_steps": 0, "learning_rate": 1e-4, "checkpointing_steps": 1000, "max_train_steps": 2, "seed": 0,
-    }  # fmt: skip
-    return TrainingConfig(**{**values, **overrides})
 
 
 # ------------------------------------------------------------------------------------------------------ data

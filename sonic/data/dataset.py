@@ -15,8 +15,9 @@ logged, and the next clip of the dataset is returned in its place (never made-up
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,35 @@ def clip_labels(folder: Path, num_frames: int, step: int, stored: tuple[int, int
     return {**labels, **recomputed}
 
 
-def list_clips(root: str | Path, num_frames: int, step: int, window_stride: int, limits: LabelLimits) -> list[Clip]:
-    """The usable clips of a dataset, with their buckets. Reads every segment's labels once."""
+def split_position(segment_id: str) -> float:
+    """Where a segment falls in [0, 1) for the held-out split: a hash of its id, so the split is the same on every
+    machine and run, and a segment added later does not move the others."""
+    return int.from_bytes(hashlib.sha256(segment_id.encode()).digest()[:8], "big") / 2**64
+
+
+def held_out(segment_id: str, share: float) -> bool:
+    """Whether a segment belongs to the held-out ``share`` of its dataset (its :func:`split_position` is below it)."""
+    return split_position(segment_id) < share
+
+
+def list_clips(
+    root: str | Path,
+    num_frames: int,
+    step: int,
+    window_stride: int,
+    limits: LabelLimits,
+    keep: Callable[[SegmentRecord], bool] | None = None,
+) -> list[Clip]:
+    """The usable clips of a dataset's segments (those ``keep`` accepts), with their buckets. Reads every segment's
+    labels once."""
     definition = read_clip_definition(root)
     if definition["video_fps"] != VIDEO_FPS:
         raise DatasetError(f"{root}: labelled at {definition['video_fps']} fps video; this version reads {VIDEO_FPS}")
     stored = (int(definition["label_window_frames"]), int(definition["label_step"]))
     span, clips = window_span(num_frames, step), []
     for record in read_manifest(root):
+        if keep is not None and not keep(record):
+            continue
         try:
             labels = clip_labels(record.folder(root), num_frames, step, stored)
         except (OSError, SafetensorError) as error:
@@ -198,13 +220,14 @@ class SonicClipDataset(Dataset):
         video: bool = True,
         reference_margin: int | None = 25,
         aspects: tuple[str, ...] = ("1:1",),
+        keep: Callable[[SegmentRecord], bool] | None = None,
     ):
         self.root, self.num_frames, self.resolution, self.step = Path(root), num_frames, resolution, step
         self.seed, self.video, self.epoch, self.reference_margin = seed, video, 0, reference_margin
         self.aspects = tuple(aspects)
         self.span = window_span(num_frames, step)
         limits = limits or LabelLimits()
-        self.clips = list_clips(root, num_frames, step, window_stride, limits)
+        self.clips = list_clips(root, num_frames, step, window_stride, limits, keep)
         if not self.clips:
             raise DatasetError(
                 f"{root}: no usable clip of {num_frames} frames at step {step} ({limits}); see "

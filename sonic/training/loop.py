@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
-from sonic.data.dataset import SonicClipDataset
+from sonic.data.dataset import SonicClipDataset, held_out
 from sonic.training.bucket import compute_bucket_loss
 from sonic.training.checkpointing import (
     SavedState,
@@ -38,7 +38,9 @@ from sonic.training.checkpointing import (
     resume_path,
     save_checkpoint,
 )
+from sonic.training.curves import PLOT, history_until, plot_history, write_history
 from sonic.training.export import export_all
+from sonic.training.heldout import HeldOutSet, warn_if_deaf
 from sonic.training.latent_cache import CachedClipDataset, build_latent_cache
 from sonic.training.loss import compute_loss
 from sonic.training.model import SonicDenoiser, TrainingModels, load_training_components, trainable_parameters
@@ -92,6 +94,8 @@ class Run:
     ema: EMAModel | None
     steps_per_epoch: int
     max_steps: int
+    heldout: HeldOutSet | None = None  # the main process's held-out clips (validation_data / validation_share)
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per held-out validation
     losses: dict[int, float] = field(default_factory=dict)  # step -> loss (mean over micro-batches and processes)
 
 
@@ -120,19 +124,34 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig)
 
 
 def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
-    """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`) and their loader."""
-    dataset_class, cache = SonicClipDataset, {}
+    """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`; without the held-out
+    segments of ``validation_share``) and their loader."""
+    dataset_class, extra = SonicClipDataset, {}
     if config.cache_latents:
-        dataset_class, cache = CachedClipDataset, {"cache_root": config.latent_cache_dir}
+        dataset_class, extra = CachedClipDataset, {"cache_root": config.latent_cache_dir}
+    if config.validation_share:
+        extra["keep"] = lambda record: not held_out(record.id, config.validation_share)
     dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
                             config.window_stride, config, config.seed,
                             video=not config.train_audio2bucket, reference_margin=config.reference_margin,
-                            aspects=tuple(config.crop_aspects), **cache)  # fmt: skip
+                            aspects=tuple(config.crop_aspects), **extra)  # fmt: skip
     loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
     if len(loader) == 0:
         raise ValueError(f"{config.data_root}: {len(dataset)} clips do not fill one batch of {config.train_batch_size}")
     return dataset, loader
+
+
+def make_heldout_dataset(config: TrainingConfig) -> SonicClipDataset | None:
+    """The held-out clips: ``validation_data``, or the ``validation_share`` of ``data_root``; None without either (or
+    for audio2bucket runs). Square views, the training clip length and reference rule."""
+    if config.train_audio2bucket or not (config.validation_data or config.validation_share):
+        return None
+    root, keep = config.validation_data, None
+    if root is None:
+        root, keep = config.data_root, lambda record: held_out(record.id, config.validation_share)
+    return SonicClipDataset(root, config.num_frames, config.resolution, config.frame_step, config.window_stride,
+                            config, config.seed, reference_margin=config.reference_margin, keep=keep)  # fmt: skip
 
 
 def setup(config: TrainingConfig) -> Run:
@@ -141,6 +160,7 @@ def setup(config: TrainingConfig) -> Run:
     checkpoint = resume_path(config)
     saved = read_checkpoint(checkpoint) if checkpoint is not None else None
     dataset, dataloader = make_dataloader(config)  # before the models: a dataset problem is found in seconds
+    heldout_dataset = make_heldout_dataset(config)
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     components = load_training_components(config)
@@ -175,9 +195,16 @@ def setup(config: TrainingConfig) -> Run:
     loss_fn = compute_bucket_loss if config.train_audio2bucket else compute_loss
     run = Run(config, accelerator, components, models, loss_fn, parameters, optimizer, lr_scheduler, dataset,
               dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip
+    if heldout_dataset is not None and accelerator.is_main_process:
+        run.heldout = HeldOutSet.build(heldout_dataset, models, config)
     if checkpoint is not None:
         resume(run, checkpoint, saved)
+        run.history = history_until(validation_folder(config), run.state.step)
     return run
+
+
+def validation_folder(config: TrainingConfig) -> Path:
+    return Path(config.output_dir) / "validation"
 
 
 def resume(run: Run, path: Path, saved: SavedState) -> None:
@@ -258,6 +285,8 @@ def train(config: TrainingConfig) -> Run:
     progress = tqdm(
         total=run.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
     )
+    if state.step == 0:
+        validate(run)  # the untrained model: the reference every later validation is read against
     tick = time.perf_counter()
     for batch in batches(run):
         if state.step >= run.max_steps:
@@ -292,11 +321,36 @@ def after_step(run: Run, metrics: dict[str, float], progress: tqdm) -> None:
     progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", skipped=run.state.skipped_steps)
     if step % config.checkpointing_steps == 0:
         save_checkpoint(accelerator, config, step, checkpoint_state(run))
+    if step % config.validation_steps == 0:
+        validate(run)
     if config.validation_image is not None and step % config.validation_steps == 0:
         if accelerator.is_main_process:
             with ema_weights(run):
                 log_validation(run.components, config, accelerator, step)
         accelerator.wait_for_everyone()
+
+
+def validate(run: Run) -> None:
+    """The held-out loss and audio gaps of the current (EMA) weights, on the main process: logged to the trackers,
+    appended to ``validation/loss.jsonl`` and plotted in ``validation/loss.png``; warns when the model ignores the
+    audio (sonic.training.heldout)."""
+    accelerator, step = run.accelerator, run.state.step
+    if run.heldout is not None:
+        trained = accelerator.unwrap_model(run.models.trained)  # no DDP collectives on one process
+        trained.eval()
+        with ema_weights(run), accelerator.autocast():
+            metrics = run.heldout.evaluate(replace(run.models, trained=trained))
+        trained.train()
+        accelerator.log({f"val/{key}": value for key, value in metrics.items()}, step=step)
+        logger.info("step %d: held-out loss %.4f, audio gap %+.4f +- %.4f (mouth %+.4f +- %.4f)", step,
+                    metrics["loss"], metrics["audio_gap"], metrics["audio_gap_se"], metrics["audio_gap_mouth"],
+                    metrics["audio_gap_mouth_se"])  # fmt: skip
+        run.history.append({"step": step, **metrics})
+        folder = validation_folder(run.config)
+        write_history(folder, run.history)
+        plot_history(run.history, folder / PLOT)
+        warn_if_deaf(run.history)
+    accelerator.wait_for_everyone()
 
 
 @contextlib.contextmanager

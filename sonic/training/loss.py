@@ -85,15 +85,42 @@ def compute_loss(
     """The diffusion loss of one batch and its metrics. Every random draw comes from ``generator`` (resumable)."""
     encoded = encode_clips(models, batch)
     x0 = encoded["latents"]
-    batch_size, num_frames, device = x0.shape[0], x0.shape[1], x0.device
-    sigma = sample_sigmas(batch_size, config.p_mean, config.p_std, generator).to(device)
-    noise = randn_tensor(x0.shape, generator=generator, device=device, dtype=x0.dtype)
-    drop_audio, drop_image = (mask.to(device) for mask in dropout_masks(batch_size, config, generator))
+    sigma = sample_sigmas(x0.shape[0], config.p_mean, config.p_std, generator).to(x0.device)
+    noise = randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    drop_audio, drop_image = (mask.to(x0.device) for mask in dropout_masks(x0.shape[0], config, generator))
+    error = denoising_error(models, encoded, batch, sigma, noise, drop_audio, drop_image, config.fps)
+    if config.mouth_loss_weight:  # 1 + w inside the clip's mouth box, 1 elsewhere
+        error = error * (1 + config.mouth_loss_weight * mouth_weights(batch, x0))
+    per_clip = error.mean(dim=(1, 2, 3, 4)) * loss_weight(sigma)
+    return per_clip.mean(), {"sigma_mean": sigma.mean().item()}
+
+
+def mouth_weights(batch: dict, x0: torch.Tensor) -> torch.Tensor:
+    """The clips' mouth masks at latent resolution (B, 1, 1, h, w): the share of each latent pixel inside the box."""
+    mouth = torch.nn.functional.interpolate(batch["mouth_mask"].to(x0.device), size=x0.shape[-2:], mode="area")
+    return mouth[:, None]
+
+
+def denoising_error(
+    models: TrainingModels,
+    encoded: dict[str, torch.Tensor],
+    batch: dict,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    drop_audio: torch.Tensor,
+    drop_image: torch.Tensor,
+    fps: float,
+) -> torch.Tensor:
+    """Squared error (B, F, 4, h, w) of the denoised latents at noise levels ``sigma`` (B,) with ``noise``, the
+    clips' audio / image conditions replaced by the empty ones where ``drop_audio`` / ``drop_image`` (B,) are set.
+    The training loss and the held-out validation (sonic.training.heldout) share it."""
+    x0, device = encoded["latents"], encoded["latents"].device
+    batch_size, num_frames = x0.shape[:2]
     c_skip, c_out, c_in, c_noise = preconditioning(sigma.view(-1, 1, 1, 1, 1))
     noisy = x0 + sigma.view(-1, 1, 1, 1, 1) * noise
     keep_image = (~drop_image).float()
     reference = (encoded["reference"] * keep_image.view(-1, 1, 1, 1))[:, None].expand(-1, num_frames, -1, -1, -1)
-    time_ids = torch.cat([torch.full((batch_size, 1), config.fps, device=device), batch["buckets"].to(device)], dim=1)
+    time_ids = torch.cat([torch.full((batch_size, 1), fps, device=device), batch["buckets"].to(device)], dim=1)
     v = models.trained(
         torch.cat([c_in * noisy, reference], dim=2),
         c_noise.flatten(),
@@ -104,9 +131,4 @@ def compute_loss(
         batch["face_mask"].to(device),
     )
     denoised = c_skip * noisy + c_out * v.float()
-    error = (denoised - x0) ** 2
-    if config.mouth_loss_weight:  # 1 + w inside the clip's mouth box, 1 elsewhere
-        mouth = torch.nn.functional.interpolate(batch["mouth_mask"].to(device), size=x0.shape[-2:], mode="area")
-        error = error * (1 + config.mouth_loss_weight * mouth[:, None])
-    per_clip = error.mean(dim=(1, 2, 3, 4)) * loss_weight(sigma)
-    return per_clip.mean(), {"sigma_mean": sigma.mean().item()}
+    return (denoised - x0) ** 2
