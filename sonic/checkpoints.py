@@ -17,6 +17,7 @@ Two layouts load through the same code:
 
 from __future__ import annotations
 
+import copy
 import pickle
 import re
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -225,6 +226,26 @@ def load_svd_parts(svd: Path, dtype: torch.dtype) -> dict[str, Any]:
         ),
         "scheduler": EulerDiscreteScheduler.from_pretrained(svd / "scheduler"),
     }
+
+
+def save_svd_folder(
+    svd: Path,
+    unet: SonicUNet,
+    vae: AutoencoderKLTemporalDecoder,
+    image_encoder: CLIPVisionModelWithProjection,
+    scheduler: EulerDiscreteScheduler,
+) -> None:
+    """Writes an SVD img2vid folder as the Hub publishes it: fp16 weight variants (what ``from_pretrained(...,
+    variant="fp16")`` reads), the UNet being the stock one, ``unet`` without its audio attention. Leaves the modules
+    given unchanged."""
+    with init_empty_weights():
+        stock = UNetSpatioTemporalConditionModel.from_config(unet.config)
+    stock.load_state_dict({key: value.half() for key, value in unet.state_dict().items() if "_ip." not in key},
+                          strict=True, assign=True)  # fmt: skip
+    stock.save_pretrained(svd / "unet", variant="fp16")
+    for name, module in (("vae", vae), ("image_encoder", image_encoder)):
+        copy.deepcopy(module).half().save_pretrained(svd / name, variant="fp16")
+    scheduler.save_pretrained(svd / "scheduler")
 
 
 def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from transformers import (
     WhisperModel,
 )
 
-from sonic.checkpoints import RIFE_FILE, SONIC_FILES, SVD_DIR, WHISPER_DIR
+from sonic.checkpoints import RIFE_FILE, SONIC_FILES, SVD_DIR, WHISPER_DIR, save_svd_folder
 from sonic.evaluation.tiny_models import write_tiny_eval_weights
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.rife import RIFE
@@ -98,12 +98,10 @@ def tiny_audio_adapters() -> tuple[Audio2Token, Audio2Bucket]:
 
 def write_svd(svd: Path, unet: SonicUNet) -> None:
     """The SVD-xt folder as the Hub has it (fp16 variants); its UNet holds the weights before Sonic's training."""
-    stock_unet = UNetSpatioTemporalConditionModel(**UNET_CONFIG)
-    stock_unet.load_state_dict({k: v for k, v in unet.state_dict().items() if "_ip." not in k})
-    stock_unet.half().save_pretrained(svd / "unet", variant="fp16")
-    tiny_vae().half().save_pretrained(svd / "vae", variant="fp16")
-    tiny_image_encoder().half().save_pretrained(svd / "image_encoder", variant="fp16")
-    EulerDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(svd / "scheduler")
+    # The tiny folder has always drawn a stock UNet's random weights here, before the VAE's and CLIP's: drawing them
+    # still keeps every tiny weight, and so tests/data/golden/, as they were.
+    UNetSpatioTemporalConditionModel(**UNET_CONFIG)
+    save_svd_folder(svd, unet, tiny_vae(), tiny_image_encoder(), EulerDiscreteScheduler(**SCHEDULER_CONFIG))
 
 
 def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = True, with_eval: bool = True) -> Path:
