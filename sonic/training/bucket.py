@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sonic.conditioning import to_bucket_targets
+from sonic.conditioning import to_bucket_targets, to_buckets
 from sonic.config import TrainingConfig
 from sonic.training.loss import clip_embeddings
 from sonic.training.model import TrainingModels
@@ -27,3 +27,12 @@ def compute_bucket_loss(
     prediction = models.trained(windows, clip.repeat_interleave(windows.shape[1], dim=0)).float()
     target = to_bucket_targets(batch["buckets"].float())[:, None, :, None].expand_as(prediction)
     return F.mse_loss(prediction, target), {}
+
+
+def window_buckets(audio2bucket: torch.nn.Module, windows: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    """The (B, 2) translation and expression buckets inference conditions a window of F frames on: audio2bucket's
+    per-frame outputs for ``windows`` (B, F, 50, 1, C) and CLIP embeddings ``clip`` (B, D) as buckets
+    (:func:`sonic.conditioning.to_buckets`), averaged over the F frames, as ``SonicPipeline.encode_conditions`` and
+    ``window_velocity`` do (at ``dynamic_scale`` 1)."""
+    outputs = audio2bucket(windows, clip.float().repeat_interleave(windows.shape[1], dim=0))
+    return to_buckets(outputs.float())[..., 0].mean(dim=1)
