@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sonic.evaluation import frechet, identity, syncnet, weights
+from sonic.evaluation import frechet, identity, lipsync, syncnet, weights
 from sonic.evaluation.clips import WORK_SIDE, Clip, pair_videos, read_clip
 from sonic.evaluation.flicker import flicker
 from sonic.evaluation.motion import freeze_seconds, motion_errors
@@ -20,7 +20,9 @@ from sonic.timing import VIDEO_FPS
 
 SET_LEVEL = ("fid", "fvd")
 MAY_BE_NONE = ("flicker_period_s",)  # None is a result: no periodic flicker
-FACE_METRICS = ("sync_c", "sync_d", "csim", "csim_drift", "lmd", "motion_head_mae", "motion_expression_mae")
+FACE_METRICS = ("sync_c", "sync_d", "csim", "csim_drift", "csim_dlib", "lmd", "motion_head_mae",
+                "motion_expression_mae")  # fmt: skip
+DLIB_IDENTITY = "csim_dlib"  # the one network metric whose model ships with a package (face_recognition_models)
 LOADERS: dict[str, Callable[[Path, str], Any]] = {
     weights.INCEPTION.name: frechet.InceptionFeatures, weights.I3D.name: frechet.I3DFeatures,
     weights.SYNCNET.name: syncnet.load_syncnet, weights.ARCFACE.name: identity.ArcFace,
@@ -52,7 +54,26 @@ def load_networks(folder: Path, wanted: set[str], device: str) -> Networks:
             continue
         networks.models[weight.name] = LOADERS[weight.name](path, device)
         networks.hashes[weight.name] = weights.sha256(path)
+    if DLIB_IDENTITY in wanted:
+        load_dlib_embedder(networks)
     return networks
+
+
+def load_dlib_embedder(networks: Networks) -> None:
+    """dlib's face-recognition model from face_recognition_models, or the skip of csim_dlib when it is absent."""
+    try:
+        embedder = identity.DlibFaceEmbedder()
+    except (ImportError, FileNotFoundError) as error:
+        networks.skipped[DLIB_IDENTITY] = f"skipped: {error}"
+        return
+    networks.models[DLIB_IDENTITY] = embedder
+    networks.hashes[embedder.path.name] = weights.sha256(embedder.path)
+
+
+def driving_audio(generated: Clip, reference: Clip) -> np.ndarray | None:
+    """The audio a generated video was driven by: its own track (written from the driving audio), else the
+    reference's (a method that writes silent videos was driven by the reference clip's speech)."""
+    return generated.audio if generated.audio is not None else reference.audio
 
 
 def pair_metrics(generated: Clip, reference: Clip) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -64,6 +85,7 @@ def pair_metrics(generated: Clip, reference: Clip) -> tuple[dict[str, Any], dict
     series.update(freeze_series)
     values.update(psnr_ssim(generated.frames, reference.frames))
     values["lmd"] = lmd(generated.landmarks, reference.landmarks)
+    values.update(lipsync.mouth_audio_sync(generated.landmarks, driving_audio(generated, reference)))
     motion_values, motion_series = motion_errors(generated, reference)
     values.update(motion_values)
     series.update(motion_series)
@@ -77,28 +99,37 @@ def no_reference_metrics(path: Path) -> dict[str, float]:
 
 
 def network_metrics(generated: Clip, reference: Clip, networks: Networks, wanted: set[str]) -> dict[str, Any]:
-    """Sync-C / Sync-D and CSIM of one video (those whose network is loaded and which have a face)."""
+    """Sync-C / Sync-D and CSIM (ArcFace, dlib) of one video (those whose network is loaded and which have a face)."""
     values: dict[str, Any] = {}
     sync = networks.get(weights.SYNCNET, wanted)
-    audio = generated.audio if generated.audio is not None else reference.audio
+    audio = driving_audio(generated, reference)
     if sync is not None and generated.has_face() and audio is not None:
         values.update(syncnet.sync_scores(sync, generated.frames, generated.landmarks, audio, networks.device))
-    arcface = networks.get(weights.ARCFACE, wanted)
-    if arcface is not None and generated.has_face() and reference.has_face():
-        first = int(np.flatnonzero(np.isfinite(reference.landmarks).all(axis=(1, 2)))[0])
-        values.update(identity.identity_scores(arcface, (reference.frames[first], reference.landmarks[first]),
-                                               generated.frames, generated.landmarks)[0])  # fmt: skip
+    if not (generated.has_face() and reference.has_face()):
+        return values
+    first = int(np.flatnonzero(np.isfinite(reference.landmarks).all(axis=(1, 2)))[0])
+    image = (reference.frames[first], reference.landmarks[first])
+    # the dlib model is loaded only when csim_dlib is wanted (load_networks)
+    embedders = {"csim": networks.get(weights.ARCFACE, wanted), DLIB_IDENTITY: networks.models.get(DLIB_IDENTITY)}
+    for key, embedder in embedders.items():
+        if embedder is not None:
+            scores, _ = identity.identity_scores(embedder.embed, image, generated.frames, generated.landmarks, key)
+            values.update(scores)
     return values
 
 
 def notes(generated: Clip, reference: Clip) -> dict[str, str]:
-    """Why a face metric of this pair has no value."""
+    """Why a metric of this pair has no value."""
+    out = {}
+    sync_reason = lipsync.why_unmeasurable(generated.landmarks, driving_audio(generated, reference))
+    if sync_reason is not None:
+        out.update(dict.fromkeys(lipsync.KEYS, sync_reason))
     missing = [side for side, clip in (("generated", generated), ("reference", reference)) if not clip.has_face()]
     if missing:
-        return dict.fromkeys(FACE_METRICS, f"no face found in the {' and '.join(missing)} video")
-    if len(generated.frames) < 49 or len(reference.frames) < 49:
-        return dict.fromkeys(("motion_head_mae", "motion_expression_mae"), "shorter than one 49-frame window")
-    return {}
+        out.update(dict.fromkeys(FACE_METRICS, f"no face found in the {' and '.join(missing)} video"))
+    elif len(generated.frames) < 49 or len(reference.frames) < 49:
+        out.update(dict.fromkeys(("motion_head_mae", "motion_expression_mae"), "shorter than one 49-frame window"))
+    return out
 
 
 def add_features(
