@@ -45,7 +45,7 @@ def plot_history(history: list[dict[str, float]], path: str | Path) -> None:
 
     steps = [entry["step"] for entry in history]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in sorted(k for k in history[0] if k.startswith("loss_sigma_")):
+    for key in sorted((k for k in history[0] if k.startswith("loss_sigma_")), key=lambda k: float(k[11:])):
         left.plot(steps, [entry[key] for entry in history], lw=0.8, alpha=0.6, label=f"sigma {key[11:]}")
     left.plot(steps, [entry["loss"] for entry in history], "k-o", ms=3, label="mean (val_loss)")
     left.set(xlabel="step", ylabel="held-out loss", yscale="log", title="held-out loss (fixed noise)")
