@@ -7,6 +7,7 @@ share (YAML, validation, command-line flags) is :mod:`sonic.config_base`, whose 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sonic import timing
@@ -273,8 +274,11 @@ class TrainingConfig(LabelLimits, ConfigBase):
         self._check_resolution()
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
-        self._check_range("validation_clips", low=1)
+        self._check_range("validation_clips", "max_train_steps", "num_train_epochs", low=1)
         self._check_range("validation_share", low=0, high=0.9)
+        self._check_range("ema_decay", low=0, high=1)
+        if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
+            raise ConfigError(f"training.output_dir {self.output_dir} is a file, not a folder: name a folder")
         self._check_range(*LIMITS, "reference_margin",
                           "mouth_loss_weight", low=0)  # fmt: skip
         if min(self.drop_audio, self.drop_image, self.drop_both) < 0 or self.drop_probability > 1:

@@ -84,3 +84,21 @@ def test_aliases_and_presets_name_one_option(tmp_path):
     (tmp_path / "old.yaml").write_text("resolution: 128\nmotion: moderate\n")  # flags override the file
     config = config_from_args(InferenceConfig, parser.parse_args(["--dynamic-scale", "1.2"]), tmp_path / "old.yaml")
     assert (config.min_resolution, config.dynamic_scale) == (128, 1.2)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max_train_steps", "-1"], "error: training.max_train_steps must be >= 1, got -1\n"),
+    (["--num_train_epochs", "0"], "error: training.num_train_epochs must be >= 1, got 0\n"),
+    (["--ema_decay", "2"], "error: training.ema_decay must be in 0..1, got 2.0\n"),
+])  # fmt: skip
+def test_training_refuses_values_that_would_train_nothing_or_diverge(flags, message, capsys):
+    assert sonic_training.main(["--data_root", "d", *flags]) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_training_refuses_an_output_dir_that_is_a_file_before_step_one(tmp_path, capsys):
+    taken = tmp_path / "run"
+    taken.write_text("a file the user keeps\n")
+    assert sonic_training.main(["--data_root", "d", "--output_dir", str(taken)]) == 2
+    assert capsys.readouterr().err == f"error: training.output_dir {taken} is a file, not a folder: name a folder\n"
+    assert taken.read_text() == "a file the user keeps\n"
