@@ -35,6 +35,17 @@ EPILOG = """examples:
 MODES = "--image/--audio, --batch, --image-dir/--audio-dir or --gradio"
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: an integer in 0..65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sonic_demo.py",
@@ -57,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     app = parser.add_argument_group("web app")
     app.add_argument("--gradio", action="store_true", help="start the Gradio app instead of generating")
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
-    app.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    app.add_argument("--port", type=port_number, default=7860, help="port to listen on, 0-65535 (default: 7860)")
     app.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--config", type=Path, help="YAML file of inference options; flags override its values")
     add_arguments(parser, InferenceConfig)

@@ -16,6 +16,8 @@ from sonic.config_base import ConfigBase, ConfigError, add_arguments, config_fro
 __all__ = ["ConfigBase", "ConfigError", "InferenceConfig", "PreprocessConfig", "TrainingConfig", "add_arguments",
            "config_from_args", "frame_step", "option"]  # fmt: skip
 
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes an unsigned 64-bit seed
+
 
 def frame_step(fps: float) -> int:
     """:func:`sonic.timing.frame_step` with a :class:`ConfigError` for a frame rate that is not 25 / k."""
@@ -69,6 +71,7 @@ class InferenceConfig(ConfigBase):
         super().validate()
         self._check_range("translation_bucket", "expression_bucket", low=0, high=127)
         self._check_range("num_inference_steps", "decode_chunk_size", low=1)
+        self._check_range("seed", low=0, high=MAX_SEED)
         self._check_resolution("min_resolution")
         if self.face_box is not None and len(self.face_box) != 4:
             raise ConfigError(f"inference.face_box needs 4 numbers x1 y1 x2 y2, got {self.face_box}")
@@ -272,6 +275,7 @@ class TrainingConfig(LabelLimits, ConfigBase):
             raise ConfigError("training.data_root is required (a folder written by sonic_preprocess.py)")
         frame_step(self.fps)
         self._check_resolution()
+        self._check_range("seed", low=0, high=MAX_SEED)
         self._check_range("num_frames", "window_stride", "train_batch_size", "gradient_accumulation_steps",
                           "checkpointing_steps", "validation_steps", "validation_inference_steps", low=1)  # fmt: skip
         self._check_range("validation_clips", "max_train_steps", "num_train_epochs", low=1)

@@ -102,3 +102,18 @@ def test_training_refuses_an_output_dir_that_is_a_file_before_step_one(tmp_path,
     assert sonic_training.main(["--data_root", "d", "--output_dir", str(taken)]) == 2
     assert capsys.readouterr().err == f"error: training.output_dir {taken} is a file, not a folder: name a folder\n"
     assert taken.read_text() == "a file the user keeps\n"
+
+
+@pytest.mark.parametrize("run", [demo_main, sonic_training.main])
+def test_a_seed_beyond_64_bits_is_refused_by_name(run, capsys):
+    argv = ["--image", "x.jpg", "--audio", "y.wav"] if run is demo_main else ["--data_root", "d"]
+    assert run([*argv, "--seed", str(2**64)]) == 2
+    section = "inference" if run is demo_main else "training"
+    assert capsys.readouterr().err == f"error: {section}.seed must be in 0..{2**64 - 1}, got {2**64}\n"
+
+
+def test_a_port_outside_0_to_65535_is_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit) as stop:
+        demo_main(["--gradio", "--port", "70000"])
+    assert stop.value.code == 2
+    assert "argument --port: must be in 0..65535, got 70000" in capsys.readouterr().err
