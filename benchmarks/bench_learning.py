@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sonic.timing import SAMPLES_PER_VIDEO_FRAME
+
 ROOT = Path(__file__).resolve().parents[1]
 WHISPER_GAIN = 10.0
 SHIFTS = range(-8, 9)  # audio moved against the video, in 25-fps frames (positive: the audio comes later)
-SAMPLES_PER_FRAME = 640  # 16 kHz audio / 25 fps
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -145,7 +146,7 @@ class HeldOutPart:
 
     def audio(self, shift: int = 0) -> np.ndarray:
         """The part's audio moved ``shift`` 25-fps frames later against its video (zeros beyond the clip)."""
-        begin = self.start - shift * SAMPLES_PER_FRAME
+        begin = self.start - shift * SAMPLES_PER_VIDEO_FRAME
         padded = np.pad(self.context, (self.length, self.length))
         return padded[begin + self.length : begin + 2 * self.length].astype(np.float32)
 
@@ -171,18 +172,21 @@ def heldout_part(data: Path, video: Path, cut: float, vae: torch.nn.Module, args
     mouth_points = features["landmarks"][:, list(MOUTH)].reshape(-1, 2)
     return HeldOutPart(
         reference=frames[0], face_box=features["face_boxes"][0].tolist(), buckets=buckets,
-        context=load_audio(video), start=round(cut * SAMPLE_RATE) + record.start_frame * SAMPLES_PER_FRAME,
-        length=record.num_frames * SAMPLES_PER_FRAME, truth=latents[None] * vae.config.scaling_factor,
-        mouth=mouth_map(mouth_points, record.resolution, latents.shape[-1]),
+        context=load_audio(video), start=round(cut * SAMPLE_RATE) + record.start_frame * SAMPLES_PER_VIDEO_FRAME,
+        length=record.num_frames * SAMPLES_PER_VIDEO_FRAME, truth=latents[None] * vae.config.scaling_factor,
+        mouth=mouth_map(mouth_points, record.resolution, latents),
     )  # fmt: skip
 
 
-def mouth_map(points: torch.Tensor, side: int, latent_side: int) -> torch.Tensor:
-    """The mouth landmarks' bounding box as (h, w) latent-pixel weights (area shares)."""
-    box = torch.zeros(1, 1, side, side)
-    (x1, y1), (x2, y2) = points.min(dim=0).values.tolist(), points.max(dim=0).values.tolist()
-    box[..., int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))] = 1.0
-    return torch.nn.functional.interpolate(box, size=(latent_side, latent_side), mode="area")[0, 0]
+def mouth_map(points: torch.Tensor, side: int, latents: torch.Tensor) -> torch.Tensor:
+    """The mouth landmarks' bounding box as (h, w) latent-pixel weights, as the training loss weights it (the
+    dataset's ``mouth_mask`` of the square view, area-resized by :func:`sonic.training.loss.mouth_weights`)."""
+    from sonic.data.dataset import View
+    from sonic.training.loss import mouth_weights
+
+    box = [*points.min(dim=0).values.tolist(), *points.max(dim=0).values.tolist()]
+    mask = View.square(side, side).mask(box)
+    return mouth_weights({"mouth_mask": mask[None]}, latents)[0, 0, 0]
 
 
 def generation_errors(pipeline, part: HeldOutPart, audio: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
@@ -224,7 +228,7 @@ def evaluate_generation(start: Path, trained: Path, part_args: tuple, args: argp
 
 
 def verdict(history: list[dict], generation: dict) -> dict[str, bool]:
-    """The targets of the benchmark (docs/training.md, "The learning benchmark")."""
+    """The targets of the benchmark (the numbers of its results table in BENCHMARKS.md, "Learning")."""
     first, last = history[0], history[-1]
     best_shift = min(generation["offset_mse"], key=generation["offset_mse"].get)
     return {
