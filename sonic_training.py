@@ -11,8 +11,14 @@
     python sonic_training.py --config configs/train_audio2bucket.yaml --init_from checkpoints
     python sonic_training.py --config runs/sonic/checkpoint-5000/config.yaml --resume_from_checkpoint latest
 
---data_root is a dataset written by sonic_preprocess.py (raw videos: python sonic_preprocess.py --input RAW
---output DATASET first). Every flag can live in the --config YAML; flags given on the command line override it.
+--data_root is a dataset written by sonic_preprocess.py, or raw videos, which are preprocessed first (into
+--dataset_dir, default OUTPUT_DIR/dataset; resumable) with the preprocess options below:
+
+    python sonic_training.py --data_root raw_videos/ --output_dir runs/sonic --workers 8
+    python sonic_training.py --data_root celebvhq_raw/ --recipe celebv-hq --annotations celebvhq_info.json \\
+        --actions talk --download --output_dir runs/celebv
+
+Every training flag can live in the --config YAML; flags given on the command line override it.
 Exit codes as every entry point gives them (sonic/errors.py): a user error (bad option, missing file, unusable
 checkpoint) exits with 2 and one ``error:`` line; the console script ``sonic-train`` is the same command.
 """
@@ -22,15 +28,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sonic.config import TrainingConfig, add_arguments, config_from_args
+from sonic.config import PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.downloads import check_training_sources
 from sonic.errors import run_entry_point
+from sonic.training.raw_data import SET_BY_TRAINING, prepare_data_root, preprocess_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of training options (flags override it)")
     add_arguments(parser, TrainingConfig)
+    add_arguments(parser, PreprocessConfig, skip=SET_BY_TRAINING)  # for a data_root of raw videos
     return parser
 
 
@@ -39,6 +47,7 @@ def train(args: argparse.Namespace) -> None:
     if config.init_from is None:  # init_from is checked when it loads
         check_training_sources(config.model_path, config.whisper_path)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    config = prepare_data_root(config, preprocess_options(vars(args)))
     from sonic.training.loop import train as run_training  # imports torch and diffusers: after the option checks
 
     run_training(config)

@@ -86,6 +86,7 @@ class InferenceConfig(ConfigBase):
 # Preprocessing (sonic_preprocess.py), owned by sonic/data; docs/preprocessing.md explains every constant.
 
 
+RECIPES = ("videos", "list", "celebv-hq", "hdtf")  # sonic.data.recipes reads the annotations
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -111,7 +112,20 @@ class PreprocessConfig(LabelLimits, ConfigBase):
 
     section: ClassVar[str] = "preprocess"
 
-    input: str = option("", "folder searched recursively for videos (mp4 mov mkv webm avi), or a text file of paths")
+    input: str = option("", "videos: a folder searched recursively for videos (mp4 mov mkv webm avi) or a text file "
+                        "of paths; with a recipe: the folder of raw videos, looked up as <ytb_id>.mp4 (celebv-hq), "
+                        "<name>.mp4 (hdtf) or by the list's paths")  # fmt: skip
+    recipe: str = option("videos", "what --input holds: videos to use whole, or raw videos to cut the clips of an "
+                         "annotation from: list (CSV/JSONL of clip_id, video, start, end, crop), celebv-hq "
+                         "(celebvhq_info.json), hdtf (the folder of HDTF's *_annotion_time.txt etc.)",
+                         choices=RECIPES)  # fmt: skip
+    annotations: str | None = option(None, "with a recipe: its annotation file (list, celebv-hq) or folder (hdtf)")
+    actions: list[str] = option([], "celebv-hq: keep only clips annotated with one of these actions (e.g. talk)")
+    drop_emotions: list[str] = option([], "celebv-hq: drop clips annotated with any of these emotions")
+    download: bool = option(False, "fetch raw videos missing from --input with yt-dlp (pip install -e "
+                            '".[download]"); those that cannot be had are recorded as unavailable')  # fmt: skip
+    download_jobs: int = option(4, "with --download: videos fetched at once")
+    dry_run: bool = option(False, "print what the run would do (clips, raw videos, hours, disk and time) and stop")
     output: str = option("", "dataset folder to write (resumable: finished videos are skipped)")
     checkpoint: str = option("checkpoints", "checkpoint folder with whisper-tiny (and optionally yoloface_v5m.pt)")
     resolution: int = option(576, "side of the square face crop in pixels (a multiple of 64)")
@@ -149,8 +163,7 @@ class PreprocessConfig(LabelLimits, ConfigBase):
 
     def validate(self) -> None:
         super().validate()
-        if not self.input or not self.output:
-            raise ConfigError("preprocess.input and preprocess.output are required")
+        self._check_sources()
         self._check_resolution()
         self._check_range("workers", "detect_stride", "detect_max_side", low=1)
         self._check_range("max_av_offset", low=0)
@@ -161,6 +174,23 @@ class PreprocessConfig(LabelLimits, ConfigBase):
         if not 1.96 <= self.min_segment_seconds <= self.max_segment_seconds:
             raise ConfigError("preprocess: need 1.96 <= min_segment_seconds <= max_segment_seconds (one window)")
         self.shard_index()
+
+    def _check_sources(self) -> None:
+        if not self.output and not self.dry_run:
+            raise ConfigError("preprocess.output is required (the dataset folder to write)")
+        if self.recipe == "videos":
+            if not self.input:
+                raise ConfigError("preprocess.input is required (a folder of videos or a text file of paths)")
+            if self.annotations is not None:
+                raise ConfigError("preprocess.annotations needs a recipe (--recipe list, celebv-hq or hdtf)")
+        elif self.annotations is None:
+            raise ConfigError(f"preprocess.recipe {self.recipe} needs annotations (its annotation file or folder)")
+        elif not self.input and (self.recipe != "list" or self.download):
+            raise ConfigError(f"preprocess.recipe {self.recipe} needs input: the folder of raw videos"
+                              f"{' (downloads go there)' if self.download else ''}")  # fmt: skip
+        if (self.actions or self.drop_emotions) and self.recipe != "celebv-hq":
+            raise ConfigError("preprocess.actions and drop_emotions filter CelebV-HQ's attributes: recipe celebv-hq")
+        self._check_range("download_jobs", low=1)
 
     def shard_index(self) -> tuple[int, int]:
         """``shard`` "I/N" -> (I, N), validated."""
@@ -194,7 +224,11 @@ class TrainingConfig(LabelLimits, ConfigBase):
     whisper_path: str = option("checkpoints/whisper-tiny", "whisper-tiny folder (frozen audio encoder)")
     init_from: str | None = option(None, "released Sonic folder or our export to fine-tune; replaces model_path and "
                                    "whisper_path")  # fmt: skip
-    data_root: str = option("", "preprocessed dataset (python sonic_preprocess.py --input RAW --output DATASET)")
+    data_root: str = option("", "preprocessed dataset (python sonic_preprocess.py --input RAW --output DATASET), or "
+                            "a folder of raw videos (or with --recipe, a dataset's raw folder): preprocessed into "
+                            "dataset_dir first")  # fmt: skip
+    dataset_dir: str | None = option(None, "where raw videos of data_root are preprocessed to (resumable, reused by "
+                                     "later runs); default OUTPUT_DIR/dataset")  # fmt: skip
     output_dir: str = option("sonic-training", "checkpoints, logs, validation videos and the final export")
     trainable: str = option("full", "trained parameters besides audio2token: the whole UNet, its attention layers, "
                             "or only the audio key/value projections", choices=TRAINABLE)  # fmt: skip

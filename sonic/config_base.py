@@ -228,7 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: 
         names = dict.fromkeys(f"--{spelling}" for name in (field.name, *field.metadata["aliases"])
                               for spelling in (name.replace("_", "-"), name))  # fmt: skip
         kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))
-        help_text = f"{field.metadata['help']} (default: {default})"
+        help_text = f"{field.metadata['help']} (default: {default})".replace("%", "%%")  # argparse formats it
         group.add_argument(*names, dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
     for preset, (name, values) in cls.presets.items():
         meaning = ", ".join(f"{word} {value}" for word, value in values.items())

@@ -7,6 +7,7 @@ the face is a still photograph whose pixels are displaced.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -158,3 +159,32 @@ def make_vfr_video(path: str | Path, times: list[float], *, size: int = 64) -> P
     container.mux(stream.encode(None))
     container.close()
     return Path(path)
+
+
+def make_embedded_raw(
+    path: str | Path,
+    clip: str | Path,
+    *,
+    lead_in: float = 1.0,
+    seconds: float = 2.5,
+    offset: tuple[int, int] = (38, 22),
+    fps: int = 30,
+) -> np.ndarray:
+    """A "downloaded raw video" holding ``clip``: ``lead_in`` seconds of grey, then ``seconds`` of the clip (decoded at
+    ``fps``) placed at ``offset`` (x, y) in a frame 1.5 times its size, with the clip's audio starting with it.
+    Returns the placed clip frames (N, h, w, 3) RGB, to compare a cut against."""
+    from sonic.data.decode import decode_frames, read_audio, to_rgb
+
+    placed = [to_rgb(frame) for frame in itertools.islice(decode_frames(clip, fps=fps), round(seconds * fps))]
+    height, width = placed[0].shape[:2]
+    canvas = np.full((height * 3 // 2 // 2 * 2, width * 3 // 2 // 2 * 2, 3), 128, np.uint8)
+    lead = round(lead_in * 16_000)
+    audio = np.concatenate([np.zeros(lead, np.float32), read_audio(clip)[: round(seconds * 16_000)]])
+    with VideoWriter(path, fps=fps, audio=audio, crf=12, preset="veryfast") as writer:
+        for _ in range(round(lead_in * fps)):
+            writer.write(canvas)
+        for frame in placed:
+            picture = canvas.copy()
+            picture[offset[1] : offset[1] + height, offset[0] : offset[0] + width] = frame
+            writer.write(picture)
+    return np.stack(placed)

@@ -138,9 +138,10 @@ class Ledger:
                 shutil.rmtree(folder)
         return finished
 
-    def record(self, manifest: list[dict], failures: list[dict], processed: dict) -> None:
-        """Appends one finished video: its manifest and failure lines first, then the line that marks it done."""
-        for name, rows in ((MANIFEST, manifest), (FAILURES, failures), (PROCESSED, [processed])):
+    def record(self, manifest: list[dict], failures: list[dict], processed: dict | None) -> None:
+        """Appends one finished video: its manifest and failure lines first, then the line that marks it done
+        (``processed`` None: lines of sources that stay unfinished, such as clips whose raw video is missing)."""
+        for name, rows in ((MANIFEST, manifest), (FAILURES, failures), (PROCESSED, [processed] if processed else [])):
             if rows:
                 with writing(self.state / name), open(self.state / name, "a") as file:
                     file.write(_lines(rows))

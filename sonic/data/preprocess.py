@@ -9,7 +9,6 @@ processed by worker processes that load Whisper and the face models once; the pa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import multiprocessing
@@ -34,9 +33,22 @@ from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
-from sonic.data.layout import SEGMENTS, VIDEO_SUFFIXES, covers_exactly
+from sonic.data.download import download_missing
+from sonic.data.layout import SEGMENTS, covers_exactly
 from sonic.data.ledger import Ledger, write_failure
+from sonic.data.plan import plan, plan_text
+from sonic.data.rawclips import AnnotationMismatch
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
+from sonic.data.sources import (
+    ANNOTATION_MISMATCH,
+    Source,
+    cut_source,
+    in_shard,
+    list_sources,
+    missing_raw,
+    problem_lines,
+    raw_videos,
+)
 from sonic.data.summary import summary_line, write_summary
 from sonic.inputs import SILENCE
 from sonic.io import MediaError
@@ -226,22 +238,26 @@ def write_segments(
 
 
 # ------------------------------------------------------------------------------------------------------ the dataset
-def list_videos(source: str | Path) -> list[tuple[str, Path]]:
-    """(key, path) pairs. A folder is searched recursively (key = path relative to it); a text file lists one path a
-    line (blank lines and # comments skipped; relative paths are relative to the list file; key = the line)."""
-    source = Path(source)
-    if source.is_dir():
-        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-        return [(p.relative_to(source).as_posix(), p) for p in paths]
-    if source.is_file():
-        lines = [line.strip() for line in source.read_text().splitlines()]
-        return [(line, source.parent / line) for line in lines if line and not line.startswith("#")]
-    raise FileNotFoundError(f"--input {source}: no such folder or list file")
-
-
-def in_shard(key: str, index: int, count: int) -> bool:
-    """Stable across machines and runs (unlike Python's hash)."""
-    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % count == index
+def process_source(source: Source, output: Path, config: PreprocessConfig, models: Models) -> VideoResult:
+    """:func:`process_video` of the video, or of the recipe clip cut from its raw video first (rows with provenance;
+    a raw video that does not fit its annotation or cannot be read gives one failure line)."""
+    if source.clip is None:
+        return process_video(source.key, source.path, output, config, models)
+    start = time.perf_counter()
+    try:
+        path, provenance = cut_source(source, output, config.x264_preset)
+    except Exception as error:
+        reason = ANNOTATION_MISMATCH if isinstance(error, AnnotationMismatch) else None
+        line = _failure_line(source.key, source.path, output, error)
+        line = {**line, "reason": reason or line["reason"], "dataset": source.clip.dataset}
+        return VideoResult(source.key, [], [line], 0, time.perf_counter() - start)
+    result = process_video(source.key, path, output, config, models)
+    for row in result.manifest:
+        row["provenance"] = provenance
+    for row in result.failures:
+        row["dataset"] = source.clip.dataset
+    result.seconds += time.perf_counter() - start
+    return result
 
 
 class VideoWorker:
@@ -252,8 +268,8 @@ class VideoWorker:
         cv2.setNumThreads(1)
         self.config, self.models = config, load_models(config)
 
-    def process(self, item: tuple[str, Path]) -> VideoResult:
-        return process_video(item[0], item[1], Path(self.config.output), self.config, self.models)
+    def process(self, source: Source) -> VideoResult:
+        return process_source(source, Path(self.config.output), self.config, self.models)
 
 
 _WORKER: VideoWorker | None = None
@@ -264,12 +280,12 @@ def _init_worker(config: PreprocessConfig) -> None:
     _WORKER = VideoWorker(config)
 
 
-def _work(item: tuple[str, Path]) -> VideoResult:
+def _work(source: Source) -> VideoResult:
     assert _WORKER is not None
-    return _WORKER.process(item)
+    return _WORKER.process(source)
 
 
-def _results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Iterator[VideoResult]:
+def _results(todo: list[Source], config: PreprocessConfig) -> Iterator[VideoResult]:
     """On Ray with ``engine ray``; in this process for one worker; else spawned processes (forking after torch and
     dlib start threads is unsafe).
 
@@ -287,21 +303,34 @@ def _results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Iterator
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker, initargs=(config,))
     try:
-        yield from (future.result() for future in as_completed([pool.submit(_work, item) for item in todo]))
+        yield from (future.result() for future in as_completed([pool.submit(_work, source) for source in todo]))
     finally:  # on Ctrl-C or an error, drop the queued videos instead of processing them all first
         pool.shutdown(wait=False, cancel_futures=True)
 
 
 def preprocess_dataset(config: PreprocessConfig) -> dict:
-    """Processes every unfinished video of this shard, then writes summary.json/png; returns the summary."""
+    """Processes every unfinished video or clip of this shard, then writes summary.json/png; returns the summary
+    (with ``dry_run``: the plan, and nothing is written)."""
     config.validate()
-    resolve_device(config.device, "preprocess.device")  # before any worker starts
+    if not config.dry_run:
+        resolve_device(config.device, "preprocess.device")  # before any worker starts
+    sources, recipe = list_sources(config)
+    sources = [source for source in sources if in_shard(source.key, *config.shard_index())]
+    if config.dry_run:
+        report = plan(sources, recipe, config)
+        tqdm.write(plan_text(report))
+        return report
     output = Path(config.output)
-    shard = config.shard_index()
-    sources = [(key, path) for key, path in list_videos(config.input) if in_shard(key, *shard)]
-    ledger = Ledger(output, shard)
-    finished = ledger.resume([key for key, _ in sources], config.overwrite)
-    todo = [(key, path) for key, path in sources if key not in finished]
+    ledger = Ledger(output, config.shard_index())
+    finished = ledger.resume([source.key for source in sources], config.overwrite)
+    todo = [source for source in sources if source.key not in finished]
+    missing = missing_raw(todo, _download(todo, config) if config.download else {})
+    problems = problem_lines([problem for problem in recipe.problems if in_shard(problem.key, *config.shard_index())]
+                             if recipe else [])  # fmt: skip
+    if problems or missing:
+        ledger.record([], problems + missing, None)  # not finished: a rerun looks again
+    absent = {line["source"] for line in missing}
+    todo = [source for source in todo if source.key not in absent]
     start, frames, segments = time.perf_counter(), 0, 0
     with tqdm(total=len(todo), unit="video", desc=f"preprocess {config.shard}", dynamic_ncols=True) as progress:
         for result in _results(todo, config):
@@ -312,9 +341,19 @@ def preprocess_dataset(config: PreprocessConfig) -> dict:
     ledger.merge()
     summary = write_summary(output, config)
     wall = time.perf_counter() - start
-    run = {"videos": len(todo), "skipped": len(finished), "frames": frames, "wall_seconds": wall}
+    run = {"videos": len(todo), "skipped": len(finished), "missing": len(absent), "frames": frames,
+           "wall_seconds": wall}  # fmt: skip
     tqdm.write(summary_line(summary, run))
     return {**summary, "run": run}
+
+
+def _download(todo: list[Source], config: PreprocessConfig) -> dict[Path, str]:
+    """Fetches the missing raw videos of ``todo``; raw path -> why it cannot be had."""
+    videos = raw_videos([source for source in todo if source.raw is None])
+    with tqdm(total=len(videos), unit="video", desc="download", dynamic_ncols=True) as progress:
+        errors = download_missing(Path(config.input), {path.name: url for path, url in videos.items()},
+                                  config.download_jobs, progress.update)  # fmt: skip
+    return {Path(config.input) / name: error for name, error in errors.items()}
 
 
 def _processed_line(result: VideoResult) -> dict:

@@ -14,10 +14,10 @@ already called ``ray.init`` keeps its connection.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from sonic.config import ConfigError, PreprocessConfig
 from sonic.data.preprocess import VideoResult, VideoWorker
+from sonic.data.sources import Source
 
 RETRIES = 2  # restarts of a dead actor, and retries of the video it held
 
@@ -30,7 +30,7 @@ def _import_ray():
     return ray
 
 
-def ray_results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Iterator[VideoResult]:
+def ray_results(todo: list[Source], config: PreprocessConfig) -> Iterator[VideoResult]:
     """Processes ``todo`` on ``config.workers`` actors and yields each video's result as it completes."""
     ray = _import_ray()
     from ray.util import ActorPool
@@ -44,7 +44,7 @@ def ray_results(todo: list[tuple[str, Path]], config: PreprocessConfig) -> Itera
                            max_task_retries=RETRIES)(VideoWorker)  # fmt: skip
         workers = [actor.remote(config) for _ in range(min(config.workers, max(len(todo), 1)))]
         pool = ActorPool(workers)
-        yield from pool.map_unordered(lambda worker, item: worker.process.remote(item), todo)
+        yield from pool.map_unordered(lambda worker, source: worker.process.remote(source), todo)
         for worker in workers:
             ray.kill(worker)
     finally:

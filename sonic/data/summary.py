@@ -68,6 +68,31 @@ def _stats(values: np.ndarray) -> dict:
             **{f"p{p}": round(float(v), 2) for p, v in zip(PERCENTILES, percentiles, strict=True)}}  # fmt: skip
 
 
+def per_dataset(manifest: list[dict], failures: list[dict]) -> dict[str, dict]:
+    """For the clips of recipes (rows with ``provenance``, failure lines with ``dataset``), per dataset: the clips
+    annotated, those that gave segments, their segments and hours, and the clips without segments by reason."""
+    table: dict[str, dict] = {}
+    made: dict[str, set[str]] = {}
+    for row in manifest:
+        if "provenance" in row:
+            name = row["provenance"]["dataset"]
+            entry = table.setdefault(name, {"clips": 0, "clips_with_segments": 0, "segments": 0, "hours": 0.0})
+            made.setdefault(name, set()).add(row["source"])
+            entry["segments"] += 1
+            entry["hours"] += row["num_frames"] / VIDEO_FPS / 3600
+    reasons: dict[str, dict[str, Counter]] = {}
+    for row in failures:
+        if "dataset" in row and row["source"] not in made.get(row["dataset"], ()):
+            reasons.setdefault(row["dataset"], {}).setdefault(row["source"], Counter())[row["reason"]] += 1
+    for name in sorted(set(table) | set(reasons)):
+        entry = table.setdefault(name, {"clips": 0, "clips_with_segments": 0, "segments": 0, "hours": 0.0})
+        without = Counter(counts.most_common(1)[0][0] for counts in reasons.get(name, {}).values())
+        entry.update(clips_with_segments=len(made.get(name, ())), hours=round(entry["hours"], 4),
+                     clips_without_segments=dict(sorted(without.items())))  # fmt: skip
+        entry["clips"] = entry["clips_with_segments"] + sum(without.values())
+    return dict(sorted(table.items()))
+
+
 def write_summary(output: Path, config: PreprocessConfig) -> dict:
     """Writes summary.json and summary.png (atomically) and returns the summary."""
     records = read_manifest(output) if (output / MANIFEST).is_file() else []
@@ -87,6 +112,7 @@ def write_summary(output: Path, config: PreprocessConfig) -> dict:
         "excluded_windows": {rule: int(mask.sum()) for rule, mask in exclusions(labels, limits).items()},
         **{key: _stats(labels[key]) for key in LABELS},
         "durations": _stats(durations),
+        "datasets": per_dataset(read_jsonl(output / MANIFEST), failures),
         "clip": clip_definition(),
         "config": config.to_dict(),
     }
@@ -129,11 +155,17 @@ def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: LabelLimits, 
 
 
 def summary_line(summary: dict, run: dict) -> str:
-    """The one line printed at the end of a run."""
+    """What a run prints at its end: one line, and one more per recipe dataset."""
     failures = ", ".join(f"{reason} {count}" for reason, count in summary["failures"].items()) or "none"
     speed = run["frames"] / VIDEO_FPS / run["wall_seconds"] if run["wall_seconds"] > 0 else 0.0
-    return (
-        f"preprocess: {run['videos']} videos processed ({run['skipped']} already done) at {speed:.2f}x real time; "
-        f"dataset: {summary['segments']} segments, {summary['segment_hours']:.2f} h, "
+    missing = f", {run['missing']} without their raw video" if run.get("missing") else ""
+    lines = [
+        f"preprocess: {run['videos']} videos processed ({run['skipped']} already done{missing}) at {speed:.2f}x real "
+        f"time; dataset: {summary['segments']} segments, {summary['segment_hours']:.2f} h, "
         f"{summary['usable_windows']} of {summary['windows']} windows usable; rejections: {failures}"
-    )
+    ]
+    for name, entry in summary.get("datasets", {}).items():
+        why = ", ".join(f"{reason} {count}" for reason, count in entry["clips_without_segments"].items()) or "none"
+        made = f"{entry['clips_with_segments']} of {entry['clips']} annotated clips gave {entry['segments']} segments"
+        lines.append(f"  {name}: {made} ({entry['hours']:.2f} h); clips without segments: {why}")
+    return "\n".join(lines)

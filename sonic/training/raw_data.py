@@ -1,0 +1,74 @@
+"""``sonic_training.py --data_root RAW`` on raw videos: preprocess them first, then train on the result.
+
+A ``data_root`` without ``manifest.jsonl`` is taken for raw videos (or, with ``--recipe``, the raw folder of a
+dataset recipe) and preprocessed into ``dataset_dir`` (default ``OUTPUT_DIR/dataset``) with the preprocessing defaults
+and the preprocessing options given on the training command line, at the training resolution, with the Whisper (and
+YOLOv5-face) of the training checkpoints. The dataset's ledger makes this resumable: a rerun after a crash redoes only
+unfinished videos, and a finished dataset is reused at once. With several processes (accelerate / torchrun) the main
+process preprocesses while the others wait at a barrier whose timeout is raised to :data:`PREPROCESS_TIMEOUT`; for
+raw sets that take longer, run ``sonic_preprocess.py`` (sharded over machines) first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from pathlib import Path
+from typing import Any
+
+from sonic.config import ConfigError, LabelLimits, PreprocessConfig, TrainingConfig
+
+MANIFEST = "manifest.jsonl"  # sonic.data.layout.MANIFEST, not imported: it imports torch, and --help must not
+
+logger = logging.getLogger(__name__)
+
+PREPROCESS_TIMEOUT = datetime.timedelta(hours=48)
+# PreprocessConfig fields the training run sets itself (the rest are accepted as training flags)
+SET_BY_TRAINING = ("input", "output", "resolution", "shard", "dry_run",
+                   *(field.name for field in dataclasses.fields(LabelLimits)))  # fmt: skip
+
+
+def preprocess_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The preprocessing options among parsed command-line ``values`` (those a user may give to training)."""
+    names = {field.name for field in dataclasses.fields(PreprocessConfig)} - set(SET_BY_TRAINING)
+    return {name: value for name, value in values.items() if name in names}
+
+
+def is_dataset(root: str | Path) -> bool:
+    return (Path(root) / MANIFEST).is_file()
+
+
+def dataset_config(config: TrainingConfig, options: dict[str, Any]) -> PreprocessConfig:
+    """The preprocessing of ``config.data_root`` into ``dataset_dir``: ``options`` over the training's own values."""
+    checkpoint = config.init_from or str(Path(config.whisper_path).parent)
+    limits = {field.name: getattr(config, field.name) for field in dataclasses.fields(LabelLimits)}
+    values = {"checkpoint": checkpoint, **options, "input": config.data_root, "output": dataset_dir(config),
+              "resolution": config.resolution, **limits}  # fmt: skip
+    return PreprocessConfig.from_dict(values, source="command line (preprocessing of --data_root)")
+
+
+def dataset_dir(config: TrainingConfig) -> str:
+    return config.dataset_dir or str(Path(config.output_dir) / "dataset")
+
+
+def prepare_data_root(config: TrainingConfig, options: dict[str, Any]) -> TrainingConfig:
+    """``config`` itself when ``data_root`` is a dataset; else, after preprocessing it, with ``data_root`` the new
+    dataset. Preprocessing options with a dataset as ``data_root`` are an error (they would be ignored)."""
+    if is_dataset(config.data_root):
+        if options:
+            raise ConfigError(f"training.data_root {config.data_root} is a preprocessed dataset: the preprocessing "
+                              f"options {sorted(options)} apply to raw videos only")  # fmt: skip
+        return config
+    preprocess = dataset_config(config, options)
+    from accelerate import PartialState
+
+    state = PartialState(timeout=PREPROCESS_TIMEOUT)  # the Accelerator made later shares this process group
+    if state.is_main_process:
+        from sonic.data.preprocess import preprocess_dataset
+
+        logger.info("%s holds no %s: preprocessing it into %s first", config.data_root, MANIFEST, preprocess.output)
+        preprocess_dataset(preprocess)
+    state.wait_for_everyone()
+    logger.info("training on the dataset %s", preprocess.output)
+    return dataclasses.replace(config, data_root=preprocess.output)
