@@ -178,6 +178,8 @@ class PreprocessConfig(LabelLimits, ConfigBase):
     def _check_sources(self) -> None:
         if not self.output and not self.dry_run:
             raise ConfigError("preprocess.output is required (the dataset folder to write)")
+        if self.output and Path(self.output).exists() and not Path(self.output).is_dir():
+            raise ConfigError(f"preprocess.output {self.output} is a file, not a folder: name a dataset folder")
         if self.recipe == "videos":
             if not self.input:
                 raise ConfigError("preprocess.input is required (a folder of videos or a text file of paths)")

@@ -194,3 +194,8 @@ def test_training_on_a_raw_folder_preprocesses_it_once(tiny_checkpoint: Path, tm
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run3")
     with pytest.raises(ConfigError, match=r"is a preprocessed dataset: the preprocessing options \['workers'\]"):
         prepare_data_root(config, {"workers": 2})
+    (tmp_path / "other").mkdir()
+    make_talking_video(tmp_path / "other" / "talk.mp4", seconds=0.5)
+    other = make_config(tiny_checkpoint, tmp_path / "other", tmp_path / "run3", dataset_dir=str(dataset))
+    with pytest.raises(ConfigError, match=r"dataset was preprocessed from .*raw, not from .*other: give this"):
+        prepare_data_root(other, {})

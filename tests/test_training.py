@@ -22,8 +22,8 @@ from safetensors.torch import load, load_file, save_file
 import sonic_training
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, load_components
 from sonic.conditioning import preconditioning
-from sonic.config import ConfigError, TrainingConfig, add_arguments, config_from_args
-from sonic.data.dataset import SonicClipDataset, View, aspect_view
+from sonic.config import ConfigError, LabelLimits, TrainingConfig, add_arguments, config_from_args
+from sonic.data.dataset import SonicClipDataset, View, aspect_view, no_clip_message
 from sonic.data.layout import FEATURES, MANIFEST, VIDEO, load_features, read_manifest
 from sonic.data.motion import bucket_label, expression_motion, head_motion
 from sonic.io import read_video_info
@@ -420,8 +420,8 @@ def test_a_folder_that_is_no_usable_dataset_is_one_error_line(tiny_checkpoint, d
 
     raw = tmp_path / "raw"
     make_talking_video(raw / "clip.mp4", seconds=0.5, size=64)
-    expected = f"{raw} is a folder of 1 raw videos (no manifest.jsonl); preprocess it first: python sonic_preprocess.py"
-    assert expected in error_for(raw)
+    expected = f"{tmp_path / 'run' / 'dataset'}: the dataset holds no segment (manifest.jsonl is empty); the rejections"
+    assert f"{expected} in failures.jsonl: no_face 1" in error_for(raw)  # raw videos are preprocessed first (64 px)
     (tmp_path / "empty").mkdir()
     assert "is not a preprocessed Sonic dataset" in error_for(tmp_path / "empty")
     torn = tmp_path / "torn"
@@ -431,7 +431,11 @@ def test_a_folder_that_is_no_usable_dataset_is_one_error_line(tiny_checkpoint, d
     message = error_for(torn)
     assert "manifest.jsonl, line 3: not a segment record" in message and "rerun sonic_preprocess.py" in message
     (torn / MANIFEST).write_text("")
-    assert "no usable clip" in error_for(torn)
+    assert "the dataset holds no segment (manifest.jsonl is empty)" in error_for(torn)
+    too_long = no_clip_message(dataset, 1000, 2, LabelLimits())  # segments, but none holds a clip this long
+    assert "no usable clip of 1000 frames at step 2 (max_bucket 128.0, max_landmark_jump 128.0, max_flow_motion" in (
+        too_long
+    )
 
 
 def launch_two_nodes(config_file: Path, port: int, *extra: str) -> list[subprocess.CompletedProcess]:

@@ -15,8 +15,10 @@ logged, and the next clip of the dataset is returned in its place (never made-up
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from torch.utils.data import Dataset
 from sonic.conditioning import audio_token_windows, bucket_windows
 from sonic.config import LabelLimits
 from sonic.data.layout import (
+    FAILURES,
+    MANIFEST,
     VIDEO,
     SegmentRecord,
     load_features,
@@ -39,6 +43,7 @@ from sonic.data.layout import (
     read_clip_definition,
     read_manifest,
 )
+from sonic.data.ledger import read_jsonl
 from sonic.data.motion import (
     MOUTH,
     bucket_label,
@@ -205,6 +210,18 @@ def to_pixels(image: PIL.Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
 
 
+def no_clip_message(root: Path, num_frames: int, step: int, limits: LabelLimits) -> str:
+    """Why a dataset gives no training clip: no segment at all (with the rejection counts), or none that is long
+    enough and within the label limits."""
+    if not (root / MANIFEST).read_text().strip():
+        reasons = Counter(row["reason"] for row in read_jsonl(root / FAILURES))
+        return (f"{root}: the dataset holds no segment ({MANIFEST} is empty); the rejections in {FAILURES}: "
+                f"{', '.join(f'{reason} {count}' for reason, count in reasons.items()) or 'none'}")  # fmt: skip
+    shown = ", ".join(f"{field.name} {getattr(limits, field.name)}" for field in dataclasses.fields(LabelLimits))
+    return (f"{root}: no usable clip of {num_frames} frames at step {step} ({shown}); see summary.json for what the "
+            f"segments measure and {FAILURES} for the rejections")  # fmt: skip
+
+
 class SonicClipDataset(Dataset):
     """Training clips as dicts of tensors (see :meth:`load`); ``video=False`` loads only what audio2bucket needs."""
 
@@ -229,10 +246,7 @@ class SonicClipDataset(Dataset):
         limits = limits or LabelLimits()
         self.clips = list_clips(root, num_frames, step, window_stride, limits, keep)
         if not self.clips:
-            raise DatasetError(
-                f"{root}: no usable clip of {num_frames} frames at step {step} ({limits}); see "
-                "summary.json for what the segments measure and failures.jsonl for the rejections"
-            )
+            raise DatasetError(no_clip_message(Path(root), num_frames, step, limits))
 
     def __len__(self) -> int:
         return len(self.clips)

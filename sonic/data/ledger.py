@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import soundfile
 
 from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SHARDS
+from sonic.errors import UserError
 
 STATE_FILES = (MANIFEST, FAILURES, PROCESSED)
+LOCK, MERGE_LOCK = ".lock", ".merge.lock"  # held by the run writing a shard's state / the top-level files
+T = TypeVar("T")
 FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})  # only writes fail so
 DENIED = frozenset({errno.EACCES, errno.EPERM})  # a write failure when it names a file of the dataset
 LIBSNDFILE_SYSTEM_ERROR = 2  # SF_ERR_SYSTEM: libsndfile keeps the errno to itself
@@ -35,6 +39,10 @@ LIBSNDFILE_SYSTEM_ERROR = 2  # SF_ERR_SYSTEM: libsndfile keeps the errno to itse
 
 class DatasetWriteError(RuntimeError):
     """The dataset folder cannot be written; the message is one line, ``cannot write PATH: reason``."""
+
+
+class DatasetBusyError(UserError, RuntimeError):
+    """Another run holds the lock of the same dataset shard (a shard started twice, a retried cluster job)."""
 
 
 def write_failure(error: BaseException, output: Path) -> DatasetWriteError | None:
@@ -115,15 +123,47 @@ def _lines(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
 
 
-class Ledger:
-    """manifest/failures/processed of one run: the dataset root, or ``shards/I-of-N`` when sharded."""
+def _lock(path: Path, wait: bool) -> IO[str]:
+    """An exclusive ``flock`` on ``path`` (released by the kernel when the process ends, even killed); without
+    ``wait``, :class:`DatasetBusyError` naming the holder when another process has it."""
+    with writing(path):
+        file = open(path, "a+")  # noqa: SIM115 (held for the run; closed by Ledger.__exit__)
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "another process"
+        file.close()
+        raise DatasetBusyError(f"{path.parent} is being written by another preprocessing run ({holder}): wait for it "
+                               "to finish, or give this run another --output or --shard") from None  # fmt: skip
+    file.seek(0)
+    file.truncate()
+    file.write(f"pid {os.getpid()} on {os.uname().nodename}")
+    file.flush()
+    return file
 
-    def __init__(self, output: Path, shard: tuple[int, int]) -> None:
+
+class Ledger:
+    """manifest/failures/processed of one run: the dataset root, or ``shards/I-of-N`` when sharded. Used as a context
+    manager, it holds the shard's lock, so that two runs never write the same state at once."""
+
+    def __init__(self, output: Path, shard: tuple[int, int], wait: bool = False) -> None:
         self.output = output
         self.sharded = shard[1] > 1
         self.state = output / SHARDS / f"{shard[0]}-of-{shard[1]}" if self.sharded else output
+        self.wait = wait
+        self._held: IO[str] | None = None
         with writing(self.state):
             self.state.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> Ledger:
+        self._held = _lock(self.state / LOCK, self.wait)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._held is not None
+        self._held.close()
+        self._held = None
 
     def resume(self, sources: list[str], overwrite: bool) -> set[str]:
         """Drops every trace of unfinished videos of ``sources`` and returns the finished ones."""
@@ -148,14 +188,16 @@ class Ledger:
                     file.flush()
                     os.fsync(file.fileno())
 
-    def merge(self) -> None:
-        """With shards: the top-level files become the concatenation of every shard's files (sorted by shard)."""
-        if not self.sharded:
-            return
-        shard_dirs = sorted((self.output / SHARDS).iterdir())
-        for name in STATE_FILES:
-            rows = [row for folder in shard_dirs for row in read_jsonl(folder / name)]
-            write_atomic(self.output / name, _lines(rows))
+    def merge(self, then: Callable[[], T]) -> T:
+        """Under the dataset's merge lock (shards finishing together take turns): with shards, the top-level files
+        become the concatenation of every shard's files (sorted by shard); then ``then()`` (the summary)."""
+        with contextlib.closing(_lock(self.output / MERGE_LOCK, wait=True)):
+            if self.sharded:
+                shard_dirs = sorted((self.output / SHARDS).iterdir())
+                for name in STATE_FILES:
+                    rows = [row for folder in shard_dirs for row in read_jsonl(folder / name)]
+                    write_atomic(self.output / name, _lines(rows))
+            return then()
 
 
 def _folder_hash(name: str) -> str | None:

@@ -183,6 +183,9 @@ def plan_segments(
     for span in tracking.spans(scan.detections, config):
         if span.status != tracking.OK:
             detail = f"detections {span.status} in frames {span.start}-{span.stop - 1}"
+            if span.status == tracking.NO_FACE and scan.smallest_face is not None:
+                detail += (f" (faces under {scan.smallest_face:.0f} px are missed at the detection size: raise "
+                           "--detect-max-side, or --detect-upsample 1)")  # fmt: skip
             failures.append(failure(source, span.status, detail, (span.start, span.stop)))
             continue
         stop = max(min(span.stop, audio_frames), span.start)
@@ -308,9 +311,10 @@ def _results(todo: list[Source], config: PreprocessConfig) -> Iterator[VideoResu
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def preprocess_dataset(config: PreprocessConfig) -> dict:
+def preprocess_dataset(config: PreprocessConfig, wait: bool = False) -> dict:
     """Processes every unfinished video or clip of this shard, then writes summary.json/png; returns the summary
-    (with ``dry_run``: the plan, and nothing is written)."""
+    (with ``dry_run``: the plan, and nothing is written). Another run working on the same output and shard makes this
+    one stop with :class:`~sonic.data.ledger.DatasetBusyError`, or with ``wait`` wait for it and then resume."""
     config.validate()
     if not config.dry_run:
         resolve_device(config.device, "preprocess.device")  # before any worker starts
@@ -320,31 +324,34 @@ def preprocess_dataset(config: PreprocessConfig) -> dict:
         report = plan(sources, recipe, config)
         tqdm.write(plan_text(report))
         return report
-    output = Path(config.output)
-    ledger = Ledger(output, config.shard_index())
-    finished = ledger.resume([source.key for source in sources], config.overwrite)
-    todo = [source for source in sources if source.key not in finished]
-    missing = missing_raw(todo, _download(todo, config) if config.download else {})
     problems = problem_lines([problem for problem in recipe.problems if in_shard(problem.key, *config.shard_index())]
                              if recipe else [])  # fmt: skip
-    if problems or missing:
-        ledger.record([], problems + missing, None)  # not finished: a rerun looks again
-    absent = {line["source"] for line in missing}
-    todo = [source for source in todo if source.key not in absent]
-    start, frames, segments = time.perf_counter(), 0, 0
+    with Ledger(Path(config.output), config.shard_index(), wait=wait) as ledger:
+        finished = ledger.resume([source.key for source in sources], config.overwrite)
+        todo = [source for source in sources if source.key not in finished]
+        missing = missing_raw(todo, _download(todo, config) if config.download else {})
+        if problems or missing:
+            ledger.record([], problems + missing, None)  # not finished: a rerun looks again
+        absent = {line["source"] for line in missing}
+        todo = [source for source in todo if source.key not in absent]
+        start, frames = time.perf_counter(), _process_all(ledger, todo, config)
+        summary = ledger.merge(lambda: write_summary(Path(config.output), config))
+    run = {"videos": len(todo), "skipped": len(finished), "missing": len(absent), "frames": frames,
+           "wall_seconds": time.perf_counter() - start}  # fmt: skip
+    tqdm.write(summary_line(summary, run))
+    return {**summary, "run": run}
+
+
+def _process_all(ledger: Ledger, todo: list[Source], config: PreprocessConfig) -> int:
+    """Processes ``todo`` with a progress bar, recording each result; returns the 25-fps frames decoded."""
+    frames, segments = 0, 0
     with tqdm(total=len(todo), unit="video", desc=f"preprocess {config.shard}", dynamic_ncols=True) as progress:
-        for result in _results(todo, config):
+        for result in _results(todo, config) if todo else ():  # no models loaded for nothing
             ledger.record(result.manifest, result.failures, _processed_line(result))
             frames, segments = frames + result.frames, segments + len(result.manifest)
             progress.set_postfix(segments=segments, video_h=f"{frames / VIDEO_FPS / 3600:.2f}")
             progress.update()
-    ledger.merge()
-    summary = write_summary(output, config)
-    wall = time.perf_counter() - start
-    run = {"videos": len(todo), "skipped": len(finished), "missing": len(absent), "frames": frames,
-           "wall_seconds": wall}  # fmt: skip
-    tqdm.write(summary_line(summary, run))
-    return {**summary, "run": run}
+    return frames
 
 
 def _download(todo: list[Source], config: PreprocessConfig) -> dict[Path, str]:

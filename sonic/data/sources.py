@@ -67,9 +67,14 @@ def in_shard(key: str, index: int, count: int) -> bool:
 
 
 def list_sources(config: PreprocessConfig) -> tuple[list[Source], Recipe | None]:
-    """Every source of the run (all shards) and, for a recipe, what its annotation asked for."""
-    if config.recipe == "videos":
-        return [Source(key, path) for key, path in list_videos(config.input)], None
+    """Every source of the run (all shards) and, for a recipe, what its annotation asked for. Videos under the output
+    folder are left out (an output inside the input would otherwise read its own segments on a rerun)."""
+    if config.recipe == "videos":  # an output folder inside the input is no source (its segments, its clips)
+        output = Path(config.output).resolve() if config.output else None
+        videos = list_videos(config.input)
+        return [
+            Source(key, path) for key, path in videos if not (output and path.resolve().is_relative_to(output))
+        ], None
     input_dir = Path(config.input) if config.input else None
     recipe = load_recipe(config.recipe, Path(config.annotations or ""), config.actions, config.drop_emotions)
     folder = input_dir or Path(config.annotations or ".").parent

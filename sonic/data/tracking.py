@@ -44,6 +44,19 @@ class Scan:
     width: int = 0
     height: int = 0
     detections: list[Detection] = field(default_factory=list)
+    smallest_face: float | None = None  # the smallest face side (source px) the detector finds here, when known
+
+
+DLIB_SMALLEST_FACE = 80  # dlib HOG finds faces from about 80 px (40 with upsample 1) in the image it sees
+
+
+def smallest_face(detector: FaceDetector, config: PreprocessConfig, width: int, height: int) -> float | None:
+    """The smallest face side in source pixels that dlib finds after the downscaling to ``detect_max_side`` (a
+    frame of two faces side by side is twice as wide: each face shrinks twice as much); None for other detectors."""
+    if not isinstance(detector, DlibFaceDetector):
+        return None
+    ratio = min(config.detect_max_side / max(width, height), 1.0)
+    return DLIB_SMALLEST_FACE / 2**detector.upsample / ratio
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ def scan(
     Detection sees frames downscaled to ``config.detect_max_side``; boxes are stored in source pixels (``width`` x
     ``height``, upright). At most ``detect_stride`` decoded frames are held at a time.
     """
-    result, shot = Scan(width=width, height=height), 0
+    result, shot = Scan(width=width, height=height, smallest_face=smallest_face(detector, config, width, height)), 0
     undetected: list[tuple[int, av.VideoFrame]] = []  # frames since the last detection
     previous_thumb: np.ndarray | None = None
 

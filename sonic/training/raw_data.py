@@ -4,26 +4,25 @@ A ``data_root`` without ``manifest.jsonl`` is taken for raw videos (or, with ``-
 dataset recipe) and preprocessed into ``dataset_dir`` (default ``OUTPUT_DIR/dataset``) with the preprocessing defaults
 and the preprocessing options given on the training command line, at the training resolution, with the Whisper (and
 YOLOv5-face) of the training checkpoints. The dataset's ledger makes this resumable: a rerun after a crash redoes only
-unfinished videos, and a finished dataset is reused at once. With several processes (accelerate / torchrun) the main
-process preprocesses while the others wait at a barrier whose timeout is raised to :data:`PREPROCESS_TIMEOUT`; for
-raw sets that take longer, run ``sonic_preprocess.py`` (sharded over machines) first.
+unfinished videos, and a finished dataset is reused at once. With several processes (accelerate / torchrun) every
+process runs the same preprocessing: the first to take the dataset's lock does the work, the others wait for the lock
+(no collective, so no timeout however long it takes) and then find every video done. To spread the preprocessing of
+a large raw set over machines, run ``sonic_preprocess.py --shard I/N`` first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from sonic.config import ConfigError, LabelLimits, PreprocessConfig, TrainingConfig
-
-MANIFEST = "manifest.jsonl"  # sonic.data.layout.MANIFEST, not imported: it imports torch, and --help must not
+from sonic.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-PREPROCESS_TIMEOUT = datetime.timedelta(hours=48)
 # PreprocessConfig fields the training run sets itself (the rest are accepted as training flags)
 SET_BY_TRAINING = ("input", "output", "resolution", "shard", "dry_run",
                    *(field.name for field in dataclasses.fields(LabelLimits)))  # fmt: skip
@@ -36,6 +35,8 @@ def preprocess_options(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_dataset(root: str | Path) -> bool:
+    from sonic.data.layout import MANIFEST  # sonic.data imports torch: not at --help time
+
     return (Path(root) / MANIFEST).is_file()
 
 
@@ -52,6 +53,22 @@ def dataset_dir(config: TrainingConfig) -> str:
     return config.dataset_dir or str(Path(config.output_dir) / "dataset")
 
 
+def check_raw_root(preprocess: PreprocessConfig) -> None:
+    """Refuses a ``data_root`` that holds neither a dataset nor videos, and a dataset folder made from another input
+    (its summary names the input: mixing two raw sets in one dataset is never meant)."""
+    from sonic.data.layout import MANIFEST, SUMMARY, VIDEO_SUFFIXES
+
+    root = Path(preprocess.input)
+    if preprocess.recipe == "videos" and not any(path.suffix.lower() in VIDEO_SUFFIXES for path in root.rglob("*")):
+        raise DatasetError(f"training.data_root {root} is not a preprocessed Sonic dataset (no {MANIFEST}) and holds "
+                           f"no videos ({', '.join(VIDEO_SUFFIXES)})")  # fmt: skip
+    summary = Path(preprocess.output) / SUMMARY
+    made_from = json.loads(summary.read_text()).get("config", {}).get("input") if summary.is_file() else None
+    if made_from is not None and Path(made_from).resolve() != root.resolve():
+        raise ConfigError(f"{preprocess.output} was preprocessed from {made_from}, not from {root}: give this "
+                          "data_root its own --dataset_dir (or --output_dir)")  # fmt: skip
+
+
 def prepare_data_root(config: TrainingConfig, options: dict[str, Any]) -> TrainingConfig:
     """``config`` itself when ``data_root`` is a dataset; else, after preprocessing it, with ``data_root`` the new
     dataset. Preprocessing options with a dataset as ``data_root`` are an error (they would be ignored)."""
@@ -61,14 +78,10 @@ def prepare_data_root(config: TrainingConfig, options: dict[str, Any]) -> Traini
                               f"options {sorted(options)} apply to raw videos only")  # fmt: skip
         return config
     preprocess = dataset_config(config, options)
-    from accelerate import PartialState
+    check_raw_root(preprocess)
+    from sonic.data.preprocess import preprocess_dataset  # imports torch: after the option checks
 
-    state = PartialState(timeout=PREPROCESS_TIMEOUT)  # the Accelerator made later shares this process group
-    if state.is_main_process:
-        from sonic.data.preprocess import preprocess_dataset
-
-        logger.info("%s holds no %s: preprocessing it into %s first", config.data_root, MANIFEST, preprocess.output)
-        preprocess_dataset(preprocess)
-    state.wait_for_everyone()
+    logger.info("%s is no dataset: preprocessing it into %s first", config.data_root, preprocess.output)
+    preprocess_dataset(preprocess, wait=True)
     logger.info("training on the dataset %s", preprocess.output)
     return dataclasses.replace(config, data_root=preprocess.output)
