@@ -162,8 +162,8 @@ def as_rgb(image: ImageInput, color_order: ColorOrder) -> ImageInput:
 def first_frames(features: AudioFeatures, num_frames: int) -> AudioFeatures:
     """The audio of the first ``num_frames`` generated frames; the last windows see zero padding beyond, as with
     the released ``frame_num`` cap."""
-    if num_frames < 1:
-        raise ConfigError(f"num_frames must be at least 1, got {num_frames}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames < 1:
+        raise ConfigError(f"num_frames must be a whole number of at least 1, got {num_frames!r}")
     video_frames = min(features.num_video_frames, num_frames * GENERATION_STEP)
     return AudioFeatures(features.hidden_states[: video_frames * TOKENS_PER_VIDEO_FRAME], video_frames)
 

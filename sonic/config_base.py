@@ -170,10 +170,26 @@ class ConfigBase:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = read_yaml(path) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of option: value")
         return cls.from_dict({**cls.canonical(values, str(path)), **cls.canonical(overrides)}, source=str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """``path`` parsed with ``yaml.safe_load`` (no Python tags: a ``!!python/...`` tag is refused, never run); a
+    :class:`ConfigError` naming the file and line for YAML that does not parse or that is not text."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML text file (not UTF-8)") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if "python/" in str(error):
+            problem = f"{problem} (Python object tags are refused: a config holds plain values only)"
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,28 @@ def prepare_reference(
     return ReferenceImage(pixels=pixels, clip_pixels=clip_input(picture), face_mask=mask_tensor, face_box=box)
 
 
+def _pair_waveform(audio: tuple) -> np.ndarray:
+    """A ``(waveform, sample_rate)`` pair -> mono float32 at 16 kHz; :class:`MediaError` for what is no such pair."""
+    if len(audio) != 2:
+        raise MediaError(f"audio as a tuple must be (waveform, sample_rate), got {len(audio)} items")
+    waveform, rate = audio
+    if isinstance(rate, bool) or not isinstance(rate, int | float | np.integer | np.floating) or not rate > 0:
+        raise MediaError(f"the audio waveform's sample rate must be a positive number of Hz, got {rate!r}")
+    try:
+        waveform = np.asarray(waveform, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise MediaError(f"the audio waveform must be an array of numbers ({error})") from None
+    if waveform.ndim == 2:  # (channels, samples), librosa's convention
+        waveform = waveform.mean(axis=0)
+    if waveform.ndim != 1:
+        raise MediaError(f"the audio waveform must be (samples,) or (channels, samples), got shape {waveform.shape}")
+    if rate != SAMPLE_RATE and waveform.size and np.isfinite(waveform).all():
+        import librosa
+
+        waveform = librosa.resample(waveform, orig_sr=rate, target_sr=SAMPLE_RATE)
+    return waveform
+
+
 def prepare_audio(
     audio: AudioInput, feature_extractor: WhisperFeatureExtractor, encoder: WhisperEncoder
 ) -> tuple[np.ndarray | None, AudioFeatures]:
@@ -98,17 +121,14 @@ def prepare_audio(
     if isinstance(audio, AudioFeatures):
         return None, audio
     if isinstance(audio, tuple):
-        waveform, rate = audio
-        waveform = np.asarray(waveform, dtype=np.float32)
-        if waveform.ndim == 2:  # (channels, samples), librosa's convention
-            waveform = waveform.mean(axis=0)
-        if rate != SAMPLE_RATE:
-            import librosa
-
-            waveform = librosa.resample(waveform, orig_sr=rate, target_sr=SAMPLE_RATE)
-        name = "the audio waveform"
-    else:
+        waveform, name = _pair_waveform(audio), "the audio waveform"
+    elif isinstance(audio, str | os.PathLike):
         waveform, name = load_audio(audio), str(audio)
+    else:
+        raise MediaError("audio must be a file path, a (waveform, sample_rate) pair or extract_audio_features() "
+                         f"output, got {type(audio).__name__}")  # fmt: skip
+    if not np.isfinite(waveform).all():
+        raise MediaError(f"{name}: the audio holds NaN or infinite samples")
     if waveform.size == 0 or np.abs(waveform).max() < SILENCE:
         raise MediaError(f"{name}: the audio is empty or silent; Sonic needs speech to animate")
     shortest = GENERATION_STEP * SAMPLES_PER_VIDEO_FRAME  # one generated frame
