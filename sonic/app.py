@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sonic.config import MOTION_PRESETS, InferenceConfig
 from sonic.errors import USER_ERRORS
@@ -27,6 +27,28 @@ MAX_STEPS = 50
 INTRO = """# Sonic: talking-head video from one portrait and a speech clip
 Upload a portrait with a visible face and a speech recording (or record one), then press **Generate**.
 *Motion* scales the head and expression motion predicted from the audio; *fixed motion buckets* (0-127) replace it."""
+
+
+def portrait_input() -> gr.Image:
+    """The portrait upload: a ``gr.Image`` whose file that is no image (a text file renamed .png) shows our message
+    instead of Gradio's generic error box (Gradio opens the upload before any handler runs). The instance's
+    ``preprocess`` is wrapped rather than subclassed: a Gradio component subclass writes a ``.pyi`` stub beside its
+    module."""
+    import gradio as gr
+
+    image = gr.Image(type="filepath", sources=["upload"], label="Portrait", elem_id="portrait")
+    read_upload = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return read_upload(payload)
+        except OSError as error:  # PIL.UnidentifiedImageError is one
+            name = getattr(payload, "orig_name", None) or "the upload"
+            raise gr.Error(f"{name}: not an image Sonic can read ({error.__class__.__name__}); upload a JPEG, PNG "
+                           "or WebP portrait") from None  # fmt: skip
+
+    image.preprocess = preprocess
+    return image
 
 
 def make_handler(pipeline: SonicPipeline, output_dir: Path) -> Callable[..., str]:
@@ -78,7 +100,7 @@ def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", sources=["upload"], label="Portrait", elem_id="portrait")
+                image = portrait_input()
                 audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Speech", elem_id="speech")
                 preset = [word for word, scale in MOTION_PRESETS.items() if scale == defaults.dynamic_scale]
                 motion = gr.Radio(list(MOTION_PRESETS), value=preset[0] if preset else None, label="Motion")

@@ -34,12 +34,15 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from sonic.config import ConfigError
 from sonic.downloads import (
     RIFE_FILE,
+    SONIC,
     SONIC_FILES,
+    SVD,
     SVD_DIR,
     WHISPER,
     WHISPER_DIR,
     YOLOFACE_FILE,
     check_files,
+    check_intact,
     released_sources,
 )
 from sonic.errors import CheckpointError, run_entry_point
@@ -124,10 +127,16 @@ def error_line(error: BaseException) -> str:
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Loads a released ``.pth`` state dict safely (:func:`load_torch_file`), naming the file on failure."""
+    """Loads a released ``.pth`` state dict safely (:func:`load_torch_file`), naming the file on failure. Weights
+    holding NaN or inf are refused here (they would only show as a NaN frame after a whole generation)."""
     state_dict = load_torch_file(path)
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state_dict).__name__}")
+    for key, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            again = f"download it again:\n{SONIC.command(path.parent.parent)}" if path.parent.name == "Sonic" else (
+                "restore it from where it came from")  # fmt: skip
+            raise CheckpointError(f"{path}: damaged: tensor {key} holds NaN or inf; {again}")
     return state_dict
 
 
@@ -168,8 +177,9 @@ def load_released_unet(root: Path, dtype: torch.dtype) -> SonicUNet:
 
 def _build_from_file(path: Path, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module]) -> torch.nn.Module:
     """Runs a ``from_state_dict`` builder on a released ``.pth`` file, naming the file if the tensors do not fit."""
+    state_dict = load_state_dict_file(path)
     try:
-        return build(load_state_dict_file(path))
+        return build(state_dict)
     except (KeyError, RuntimeError) as error:
         raise CheckpointError(f"{path} does not match the model: {error}") from error
 
@@ -206,10 +216,13 @@ def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, Whisp
     """Only the Whisper parts (fp32, eval), from either layout: for feature extraction without the video models."""
     root = Path(root)
     if is_export(root):
+        check_intact(root / "audio_encoder", None)
+        check_intact(root / "feature_extractor", None)
         encoder = WhisperEncoder.from_pretrained(root / "audio_encoder", dtype=torch.float32)
         extractor = WhisperFeatureExtractor.from_pretrained(root / "feature_extractor")
     else:
         check_files([(WHISPER, root / WHISPER_DIR)], f"Whisper folder {root / WHISPER_DIR}")
+        check_intact(root / WHISPER_DIR, (WHISPER, root / WHISPER_DIR))
         encoder = WhisperModel.from_pretrained(root / WHISPER_DIR, dtype=torch.float32).get_encoder()
         extractor = WhisperFeatureExtractor.from_pretrained(root / WHISPER_DIR)
     return extractor, encoder.eval().requires_grad_(False)
@@ -217,6 +230,8 @@ def load_audio_encoder(root: str | Path) -> tuple[WhisperFeatureExtractor, Whisp
 
 def load_svd_parts(svd: Path, dtype: torch.dtype) -> dict[str, Any]:
     """The VAE, CLIP image encoder and scheduler of an SVD img2vid folder (Sonic uses them unchanged)."""
+    for part in ("vae", "image_encoder", "scheduler", "unet"):
+        check_intact(svd / part, (SVD, svd))
     vae_variant = weights_variant(svd / "vae", "diffusion_pytorch_model.safetensors")
     clip_variant = weights_variant(svd / "image_encoder", "model.safetensors")
     return {
@@ -270,6 +285,8 @@ def _load_released(root: Path, dtype: torch.dtype) -> dict[str, Any]:
 
 def _load_export(root: Path, dtype: torch.dtype) -> dict[str, Any]:
     rife_dir = root / "rife"
+    for part in ("unet", "vae", "image_encoder", "scheduler", "audio2token", "audio2bucket"):
+        check_intact(root / part, None)
     feature_extractor, audio_encoder = load_audio_encoder(root)
     return {
         "unet": SonicUNet.from_pretrained(root / "unet", torch_dtype=dtype),

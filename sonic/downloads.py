@@ -15,6 +15,7 @@ imports nothing heavy: entry points check the folders before loading any model.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,32 @@ def check_training_sources(model_path: str | Path, whisper_path: str | Path) -> 
     """The SVD-xt and whisper-tiny folders a training run starts from (``training.model_path`` / ``whisper_path``)."""
     sources = [(SVD_FOR_TRAINING, Path(model_path)), (WHISPER, Path(whisper_path))]
     check_files(sources, "training.model_path / training.whisper_path")
+
+
+def check_intact(folder: str | Path, source: tuple[HubFiles, Path] | None) -> None:
+    """Every ``*.json`` of ``folder`` parses and every ``*.safetensors`` has a whole header and data (a download cut
+    short, a file overwritten): else one :class:`CheckpointError` naming the file, with the command that fetches it
+    again (``source``: its repository and local folder; None for a folder we export ourselves)."""
+    for path in sorted(Path(folder).glob("*")):
+        reason = _damage(path)
+        if reason is not None:
+            again = f"download it again:\n{source[0].command(source[1])}" if source else "export or copy it again"
+            raise CheckpointError(f"{path}: damaged ({reason}); {again}")
+
+
+def _damage(path: Path) -> str | None:
+    """Why ``path`` cannot be read, or None (files other than JSON and safetensors are not checked here)."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".safetensors":
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(path), "np") as weights:  # checks that the data covers the header's offsets
+                    weights.keys()
+            except SafetensorError as error:
+                raise ValueError(str(error)) from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return str(error).partition("\n")[0] or type(error).__name__
+    return None

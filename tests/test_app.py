@@ -114,3 +114,16 @@ def test_a_fixed_bucket_of_zero_is_the_slider_start():
     from sonic.app import bucket_default
 
     assert bucket_default(0) == 0 and bucket_default(127) == 127 and bucket_default(None) == 64
+
+
+@pytest.mark.slow
+def test_a_portrait_that_is_no_image_shows_our_message(tmp_path):
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from sonic.app import portrait_input
+
+    (tmp_path / "portrait.png").write_text("not a picture")
+    with pytest.raises(gr.Error, match=r"portrait.png: not an image Sonic can read \(UnidentifiedImageError\)"):
+        portrait_input().preprocess(FileData(path=str(tmp_path / "portrait.png"), orig_name="portrait.png"))
+    assert portrait_input().preprocess(FileData(path=str(EXAMPLES / "portrait.jpg"))).endswith(".jpg")

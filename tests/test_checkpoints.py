@@ -98,10 +98,16 @@ def test_mismatched_state_dict_names_the_file(tiny_checkpoint, tmp_path):
         load_components(root)
 
 
-@pytest.mark.parametrize("text", ["{not json", '{"in_channels": "eight", "block_out_channels": 5}'])
-def test_an_invalid_unet_config_is_a_checkpoint_error(tiny_checkpoint, tmp_path, text):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", r"damaged \(Expecting property name"),
+        ('{"in_channels": "eight", "block_out_channels": 5}', "not a UNet config"),
+    ],
+)
+def test_an_invalid_unet_config_is_a_checkpoint_error(tiny_checkpoint, tmp_path, text, problem):
     root = _copy(tiny_checkpoint, tmp_path)
     config = root / SVD_DIR / "unet" / "config.json"
     config.write_text(text)
-    with pytest.raises(CheckpointError, match=rf"{config}: not a UNet config"):
+    with pytest.raises(CheckpointError, match=rf"{config}: {problem}"):
         load_components(root)

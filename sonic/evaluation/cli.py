@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from sonic.evaluation.evaluate import evaluate_folders
 
     config = config_from_args(InferenceConfig, args)
+    if args.output.exists() and not args.output.is_dir():
+        raise ConfigError(f"--output {args.output} is a file, not a folder: name the report folder to write")
     device = resolve_device(config.device, "--device")
     options = {"weights_dir": args.weights, "metrics": args.metrics, "device": device}
     if args.protocol is not None:

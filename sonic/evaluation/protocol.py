@@ -65,6 +65,9 @@ def read_protocol(path: Path, data_root: Path | None = None) -> list[TestCase]:
                             _number(row, "seed", int, where))  # fmt: skip
             if not case.reference.is_file():
                 raise ConfigError(f"{where}: reference video {case.reference} not found")
+            if case.start_s < 0 or (case.seconds is not None and case.seconds <= 0):
+                raise ConfigError(f"{where}: need start_s >= 0 and seconds > 0, got {case.start_s} and "
+                                  f"{case.seconds}")  # fmt: skip
             cases.append(case)
     if len({case.id for case in cases}) != len(cases):
         raise ConfigError(f"{path}: two rows have the same id")
