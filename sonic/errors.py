@@ -9,10 +9,13 @@ before torch is loaded.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -30,6 +33,43 @@ class CheckpointError(UserError, RuntimeError):
 
 class DatasetError(UserError, ValueError):
     """A training dataset is missing, unfinished or holds no usable clip; the message says how to make or fix it."""
+
+
+class OutputError(UserError):
+    """An output cannot be written: no space left, a file-size limit, a quota, a read-only folder; one line,
+    ``cannot write PATH: reason``."""
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS})  # only writes fail with these
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from (``raise ... from`` or during handling), innermost last."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def os_error_code(error: BaseException) -> int | None:
+    """The errno of an ``OSError`` (PyAV's are ones), or the ``(os error N)`` that Rust libraries such as safetensors
+    put in their messages; None when ``error`` carries neither."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    return int(found.group(1)) if found else None
+
+
+def output_error(error: BaseException, path: object) -> OutputError | None:
+    """``error`` as an :class:`OutputError` naming ``path`` when it, or an error it came from, is a failed write
+    (an errno of :data:`NO_SPACE`); None for anything else."""
+    for cause in causes(error):
+        code = os_error_code(cause)
+        if code in NO_SPACE:
+            return OutputError(f"cannot write {path}: {os.strerror(code)}")
+    return None
 
 
 USER_ERRORS = (UserError, FileNotFoundError)

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import torch
 
-from sonic.errors import MediaError
+from sonic.errors import MediaError, output_error
 from sonic.timing import SAMPLE_RATE
 
 AAC_FRAME_SIZE = 1024  # samples per AAC-LC frame; the encoder rejects other sizes except for the last frame
@@ -164,7 +164,13 @@ class VideoWriter:
             for stream in (self._video_stream, self._audio_stream):
                 if stream is not None:
                     self._mux(stream, None)
-            self._container.close()
+            try:
+                self._container.close()  # writes the index: a full disk shows here too
+            except OSError as error:
+                failed = output_error(error, self.path)
+                if failed is None:
+                    raise
+                raise failed from error
             self._container = None
             assert self._temp_path is not None
             os.replace(self._temp_path, self.path)
@@ -219,8 +225,10 @@ class VideoWriter:
         assert self._container is not None
         try:
             self._container.mux(stream.encode(frame))
-        except av.FFmpegError as error:
-            raise MediaError(f"{self.path}: cannot write the video ({error})") from error
+        except (av.FFmpegError, OSError) as error:
+            raise output_error(error, self.path) or MediaError(
+                f"{self.path}: cannot write the video ({error})"
+            ) from error
 
 
 # ----------------------------------------------------------------------------------------------------------- outputs

@@ -18,7 +18,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,12 +26,12 @@ from typing import IO, Any, TypeVar
 import soundfile
 
 from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SHARDS
-from sonic.errors import UserError
+from sonic.errors import NO_SPACE, UserError, causes, os_error_code
 
 STATE_FILES = (MANIFEST, FAILURES, PROCESSED)
 LOCK, MERGE_LOCK = ".lock", ".merge.lock"  # held by the run writing a shard's state / the top-level files
 T = TypeVar("T")
-FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})  # only writes fail so
+FULL = NO_SPACE  # only writes fail so
 DENIED = frozenset({errno.EACCES, errno.EPERM})  # a write failure when it names a file of the dataset
 LIBSNDFILE_SYSTEM_ERROR = 2  # SF_ERR_SYSTEM: libsndfile keeps the errno to itself
 
@@ -51,32 +50,17 @@ def write_failure(error: BaseException, output: Path) -> DatasetWriteError | Non
 
     Recognised: an ``OSError`` (PyAV's errors are ones) with an errno of ``FULL``, or of ``DENIED`` naming a path
     under ``output``; safetensors' ``(os error N)``; libsndfile's system error (soundfile only writes here)."""
-    for cause in _causes(error):
+    for cause in causes(error):
         if isinstance(cause, DatasetWriteError):
             return cause
         if isinstance(cause, soundfile.LibsndfileError) and cause.code == LIBSNDFILE_SYSTEM_ERROR:
             return DatasetWriteError(f"cannot write {output}: the audio writer failed (libsndfile system error: "
                                      "no space left, file too large or not permitted)")  # fmt: skip
-        code = cause.errno if isinstance(cause, OSError) else _os_error(str(cause))
+        code = os_error_code(cause)
         path = Path(getattr(cause, "filename", None) or output)
         if code in FULL or (code in DENIED and path.absolute().is_relative_to(output.absolute())):
             return DatasetWriteError(f"cannot write {path}: {os.strerror(code)}")
     return None
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the errors it was raised from (``raise ... from`` or during handling), innermost last."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        yield cause
-        cause = cause.__cause__ or cause.__context__
-
-
-def _os_error(message: str) -> int | None:
-    found = re.search(r"\(os error (\d+)\)", message)
-    return int(found.group(1)) if found else None
 
 
 @contextlib.contextmanager

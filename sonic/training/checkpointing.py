@@ -30,6 +30,8 @@ from safetensors.torch import save_file
 
 from sonic.checkpoints import CheckpointError, error_line, load_torch_file
 from sonic.config import TrainingConfig
+from sonic.config_base import read_yaml
+from sonic.errors import output_error
 
 logger = logging.getLogger(__name__)
 PREFIX, CONFIG_FILE, STATE_FILE = "checkpoint-", "config.yaml", "train_state.safetensors"
@@ -71,12 +73,20 @@ def save_checkpoint(accelerator: Accelerator, config: TrainingConfig, step: int,
     if accelerator.is_main_process:
         shutil.rmtree(temporary, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(temporary))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            values, tensors = saved
+            save_file(tensors, temporary / STATE_FILE, metadata={"values": json.dumps(values)})
+            config.save_yaml(temporary / CONFIG_FILE)
+    except Exception as error:  # a full disk: no hidden half checkpoint is left, and the message names it
+        shutil.rmtree(temporary, ignore_errors=True)
+        failed = output_error(error, final)
+        if failed is None:
+            raise
+        raise failed from error
     if accelerator.is_main_process:
-        values, tensors = saved
-        save_file(tensors, temporary / STATE_FILE, metadata={"values": json.dumps(values)})
-        config.save_yaml(temporary / CONFIG_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
         prune_checkpoints(output_dir, config.checkpoints_total_limit)
@@ -90,6 +100,21 @@ def prune_checkpoints(output_dir: Path, limit: int | None) -> None:
     for path in list_checkpoints(output_dir)[:-limit] if limit > 0 else list_checkpoints(output_dir):
         logger.info("removing old checkpoint %s (checkpoints_total_limit=%d)", path, limit)
         shutil.rmtree(path)
+
+
+def check_run_kind(path: Path, config: TrainingConfig) -> None:
+    """A checkpoint resumes only the kind of run that wrote it (diffusion or audio2bucket: other models, other
+    optimiser state); its ``config.yaml`` says which."""
+    saved = path / CONFIG_FILE
+    if not saved.is_file():
+        return
+    values = read_yaml(saved) or {}
+    theirs = bool(values.get("train_audio2bucket", False)) if isinstance(values, dict) else config.train_audio2bucket
+    if theirs != config.train_audio2bucket:
+        kind = {True: "audio2bucket, train_audio2bucket true", False: "diffusion: UNet and audio2token"}
+        raise CheckpointError(f"{path} was written by a training run of another kind ({kind[theirs]}; this run: "
+                              f"{kind[config.train_audio2bucket]}): resume it with its own config.yaml, or give this "
+                              "run another output_dir")  # fmt: skip
 
 
 def read_checkpoint(path: Path) -> SavedState:

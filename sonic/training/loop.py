@@ -31,6 +31,7 @@ from sonic.data.dataset import SonicClipDataset, held_out
 from sonic.training.bucket import compute_bucket_loss
 from sonic.training.checkpointing import (
     SavedState,
+    check_run_kind,
     checkpoint_step,
     ema_state,
     load_ema,
@@ -158,6 +159,8 @@ def setup(config: TrainingConfig) -> Run:
     """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint and
     the dataset are checked first: a bad one is refused before any model work)."""
     checkpoint = resume_path(config)
+    if checkpoint is not None:
+        check_run_kind(checkpoint, config)
     saved = read_checkpoint(checkpoint) if checkpoint is not None else None
     dataset, dataloader = make_dataloader(config)  # before the models: a dataset problem is found in seconds
     heldout_dataset = make_heldout_dataset(config)
