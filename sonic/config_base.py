@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import yaml
 
-from sonic.errors import UserError
+from sonic.errors import ConfigError
 
 
 def _whole(value: Any) -> bool:
@@ -70,10 +70,6 @@ def type_mismatch(annotation: Any, value: Any) -> str | None:
 
 
 C = TypeVar("C", bound="ConfigBase")
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration value a user gave is invalid (message names the field)."""
 
 
 def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True,

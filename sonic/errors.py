@@ -72,6 +72,27 @@ def output_error(error: BaseException, path: object) -> OutputError | None:
     return None
 
 
+class ConfigError(UserError, ValueError):
+    """A configuration value a user gave is invalid (message names the field)."""
+
+
+class AnnotationError(UserError):
+    """A dataset annotation file that cannot be read as its recipe's format (the message names the file and row)."""
+
+
+class AnnotationMismatch(MediaError):
+    """A raw video does not fit its annotation (a span after its end, a window outside its frame): often another
+    version of the video than the one annotated."""
+
+
+class DatasetWriteError(OutputError, RuntimeError):
+    """The dataset folder cannot be written; the message is one line, ``cannot write PATH: reason``."""
+
+
+class DatasetBusyError(UserError, RuntimeError):
+    """Another run holds the lock of the same dataset shard (a shard started twice, a retried cluster job)."""
+
+
 USER_ERRORS = (UserError, FileNotFoundError)
 
 

@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar
 import soundfile
 
 from sonic.data.layout import FAILURES, MANIFEST, PROCESSED, SEGMENTS, SHARDS
-from sonic.errors import NO_SPACE, UserError, causes, os_error_code
+from sonic.errors import NO_SPACE, DatasetBusyError, DatasetWriteError, causes, os_error_code
 
 STATE_FILES = (MANIFEST, FAILURES, PROCESSED)
 LOCK, MERGE_LOCK = ".lock", ".merge.lock"  # held by the run writing a shard's state / the top-level files
@@ -34,14 +34,6 @@ T = TypeVar("T")
 FULL = NO_SPACE  # only writes fail so
 DENIED = frozenset({errno.EACCES, errno.EPERM})  # a write failure when it names a file of the dataset
 LIBSNDFILE_SYSTEM_ERROR = 2  # SF_ERR_SYSTEM: libsndfile keeps the errno to itself
-
-
-class DatasetWriteError(RuntimeError):
-    """The dataset folder cannot be written; the message is one line, ``cannot write PATH: reason``."""
-
-
-class DatasetBusyError(UserError, RuntimeError):
-    """Another run holds the lock of the same dataset shard (a shard started twice, a retried cluster job)."""
 
 
 def write_failure(error: BaseException, output: Path) -> DatasetWriteError | None:

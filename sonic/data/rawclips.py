@@ -26,15 +26,11 @@ from typing import Protocol
 import numpy as np
 
 from sonic.data.decode import decode_frames, probe, read_audio, to_rgb
+from sonic.errors import AnnotationMismatch
 from sonic.io import MediaError, VideoWriter
 from sonic.timing import SAMPLE_RATE, VIDEO_FPS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in upright raw-video pixels
-
-
-class AnnotationMismatch(MediaError):
-    """The raw video does not fit its annotation (a span after its end, a window outside its frame): often another
-    version of the video than the one annotated."""
 
 
 class CropWindow(Protocol):

@@ -19,15 +19,11 @@ from urllib.parse import parse_qs, urlparse
 
 from sonic.config import RECIPES
 from sonic.data.rawclips import Box, CropWindow, even_window
-from sonic.errors import UserError
+from sonic.errors import AnnotationError
 
 CELEBV_EXPAND = 0.02  # CelebV-HQ's script pushes each side of the normalised box out by this much
 HDTF_SUBSETS = ("RD", "WDA", "WRA")
 URL_SCHEMES = ("http://", "https://", "file://")
-
-
-class AnnotationError(UserError):
-    """An annotation file that cannot be read as its recipe's format (the message names the file and line)."""
 
 
 @dataclass(frozen=True)
