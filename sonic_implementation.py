@@ -1,4 +1,4 @@
-"""The Python API of the seed README (the code lives in :mod:`sonic.api` and :mod:`sonic.pipeline`):
+"""The Python API of the released code's README (the code lives in :mod:`sonic.api` and :mod:`sonic.pipeline`):
 
 import cv2
 from sonic_implementation import SonicConfig, SonicPipeline, extract_audio_features, save_video

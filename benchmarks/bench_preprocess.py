@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test-video generator lives in tests/media.py
 
-import sonic.data.preprocess as preprocess
 import sonic.data.segments as segments
 import sonic.data.tracking as tracking
+import sonic.data.worker as worker
 from sonic.config import PreprocessConfig
 from sonic.data.landmarks import FlowMeter, LandmarkTracker
 from sonic.data.layout import SEGMENTS, load_features
@@ -83,10 +83,10 @@ def timed_iterator(stages: dict[str, float], name: str, function):
 def instrument() -> dict[str, float]:
     """Wraps each stage's entry points (exclusive: no wrapped function calls another one)."""
     stages: dict[str, float] = defaultdict(float)
-    preprocess.decode_frames = timed_iterator(stages, "decode", preprocess.decode_frames)
+    worker.decode_frames = timed_iterator(stages, "decode", worker.decode_frames)
     tracking._thumbnail = timed(stages, "decode", tracking._thumbnail)  # pixel reads count as decoding
     tracking._detection_image = timed(stages, "decode", tracking._detection_image)
-    preprocess.read_audio = timed(stages, "decode", preprocess.read_audio)
+    worker.read_audio = timed(stages, "decode", worker.read_audio)
     DlibFaceDetector.__call__ = timed(stages, "face detection", DlibFaceDetector.__call__)
     LandmarkTracker.__call__ = timed(stages, "landmarks", LandmarkTracker.__call__)
     FlowMeter.add = timed(stages, "features", FlowMeter.add)
@@ -103,10 +103,10 @@ def run(video: Path, checkpoint: Path, stride: int, preset: str, out: Path, stag
     config = PreprocessConfig(
         input=str(video), output=str(out), checkpoint=str(checkpoint), detect_stride=stride, x264_preset=preset
     )
-    models = preprocess.load_models(config)
+    models = worker.load_models(config)
     stages.clear()
     start = time.perf_counter()
-    result = preprocess.process_video(video.name, video, out, config, models)
+    result = worker.process_video(video.name, video, out, config, models)
     wall = time.perf_counter() - start
     assert result.manifest, result.failures
     features = load_features(out / SEGMENTS / result.manifest[0]["id"])

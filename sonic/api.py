@@ -1,6 +1,7 @@
-"""The Python API of the seed README, shared by ``sonic_implementation``, the CLI and the Gradio app.
+"""The Python API of the released code's README (``generate``, ``generate_video``, ``write_video``), shared by
+``sonic_implementation``, the CLI and the Gradio app.
 
-``SonicPipeline`` gets the seed README's methods from here (:class:`InferenceAPI` is one of its bases):
+``SonicPipeline`` gets those methods from here (:class:`InferenceAPI` is one of its bases):
 :meth:`InferenceAPI.generate` (frames in memory) and :meth:`InferenceAPI.generate_video` (an mp4 on disk), whose
 defaults are the pipeline's ``inference_config`` (the config of ``SonicPipeline(config)``, else ``InferenceConfig()``).
 """

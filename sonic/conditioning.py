@@ -82,7 +82,7 @@ def to_bucket_targets(buckets: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Face crop and face mask (spec 4.1, 4.2). Boxes are (x1, y1, x2, y2) in pixels.
+# Face crop and face mask (docs/released_inference.md sections 4.1, 4.2). Boxes are (x1, y1, x2, y2) in pixels.
 
 Box = tuple[float, float, float, float]
 
@@ -132,8 +132,9 @@ def generation_size(width: int, height: int, min_side: int = 512) -> tuple[int, 
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The "empty" conditions of classifier-free guidance and condition dropout (spec O6): no audio = audio2token applied
-# to zero Whisper features (not zero tokens); no image = zero CLIP embedding and zero reference latent.
+# The "empty" conditions of classifier-free guidance and condition dropout (released_inference.md O6): no audio =
+# audio2token applied to zero Whisper features (not zero tokens); no image = zero CLIP embedding and zero reference
+# latent.
 
 
 def empty_audio_tokens(audio2token: torch.nn.Module) -> torch.Tensor:

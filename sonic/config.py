@@ -40,7 +40,7 @@ class InferenceConfig(ConfigBase):
     """Every inference default; the values reproduce the released Sonic inference.
 
     Besides the loading options and the seed (:data:`LOADING`), each field is the :class:`sonic.pipeline.SonicPipeline`
-    ``__call__`` argument of the same name, whose default is read from here. The aliases are the seed README's flag
+    ``__call__`` argument of the same name, whose default is read from here. The aliases are the released README's flag
     spellings (``--steps``, ``--resolution``, ...); ``motion`` names a ``dynamic_scale``."""
 
     section: ClassVar[str] = "inference"

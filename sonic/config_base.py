@@ -75,7 +75,8 @@ C = TypeVar("C", bound="ConfigBase")
 def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True,
            aliases: tuple[str, ...] = ()) -> Any:  # fmt: skip
     """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only);
-    ``aliases``: other accepted names (the seed README's flag spellings)."""
+    ``aliases``: other accepted names (the flag spellings of the released code's README: docs/released_inference.md
+    section 4.0)."""
     metadata = {"help": help, "choices": choices, "flag": flag, "aliases": aliases}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)

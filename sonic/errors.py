@@ -31,6 +31,10 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint folder or file is missing, unreadable or does not match the model."""
 
 
+class WeightError(CheckpointError):
+    """An evaluation network's weight file exists but cannot be used (wrong checksum, not the expected format)."""
+
+
 class DatasetError(UserError, ValueError):
     """A training dataset is missing, unfinished or holds no usable clip; the message says how to make or fix it."""
 

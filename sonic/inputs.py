@@ -1,4 +1,5 @@
-"""Turning the user's portrait and audio into model inputs (spec 4.1-4.3), shared by every inference entry point."""
+"""Turning the user's portrait and audio into model inputs (docs/released_inference.md sections 4.1-4.3), shared by
+every inference entry point."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SonicPipeline: one portrait + speech -> talking-head frames, reproducing the released Sonic (spec section 4).
+"""SonicPipeline: one portrait + speech -> talking-head frames, reproducing the released Sonic
+(docs/released_inference.md section 4).
 
 The denoising loop is Sonic's "time-aware position shift": the N frames are denoised in windows of 25 that tile the
 clip circularly, and the tiling moves by ``shift_offset`` frames every step, so window borders never stay in place.
@@ -32,7 +33,6 @@ from sonic.conditioning import (
     empty_audio_tokens,
     guidance_weights,
     num_generated_frames,
-    preconditioning,
     to_buckets,
 )
 from sonic.config import InferenceConfig, frame_step
@@ -42,7 +42,8 @@ from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
-from sonic.parallel import Ranks, work_units
+from sonic.parallel import Ranks
+from sonic.sampling import denoise_step
 from sonic.timing import GENERATION_FPS, WINDOW_FRAMES
 
 DEFAULTS = InferenceConfig()  # the one place of the inference defaults
@@ -274,7 +275,8 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         generator: torch.Generator | None,
         noise: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Sonic starts from the scaled reference latent plus sigma * noise (not noise alone, spec 4.5)."""
+        """Sonic starts from the scaled reference latent plus sigma * noise (not noise alone: docs/released_inference.md
+        section 4.5)."""
         device = self._execution_device
         shape = (1, num_frames, *reference_latent.shape[1:])
         if noise is None:
@@ -288,61 +290,13 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     def denoise_step(
         self, latents: torch.Tensor, i: int, shift: int, window: int, overlap: int, conditions: Conditions, fps: float
     ) -> torch.Tensor:
-        """One Euler step of all N frames: circular windows starting ``shift`` frames earlier, averaged where they
-        overlap (or wrap around when N is not a multiple of the window).
-
-        The windows' UNet calls (:func:`sonic.parallel.work_units`) are shared among the ranks; each rank then adds
-        up every window's gathered velocity in window and branch order, as one process does."""
-        num_frames, device = latents.shape[1], latents.device
-        starts = range(0, num_frames, window - overlap)
-        windows = [((torch.arange(window) + start - shift) % num_frames).to(device) for start in starts]
-        units = work_units(len(windows), len(conditions.weights), self.ranks.size)
-        mine = [self.window_velocity(latents[:, windows[w]], windows[w], i, conditions.select(rows), fps)
-                for w, rows in self.ranks.share(units)]  # fmt: skip
-        like = latents.new_empty((1, window, *latents.shape[2:]))
-        velocities: list[torch.Tensor | None] = [None] * len(windows)
-        for (w, _), v in zip(units, self.ranks.all_gather_shared(mine, len(units), like), strict=True):
-            velocities[w] = v if velocities[w] is None else velocities[w] + v  # the calls in branch order
-        summed, counts = torch.zeros_like(latents), torch.zeros(num_frames, device=device)
-        for index, v in zip(windows, velocities, strict=True):
-            summed.index_add_(1, index, self.euler_step(latents[:, index], v, i))
-            counts.index_add_(0, index, torch.ones(window, device=device))
-        return summed / counts[None, :, None, None, None]
-
-    def window_velocity(
-        self, window_latents: torch.Tensor, index: torch.Tensor, i: int, conditions: Conditions, fps: float
-    ) -> torch.Tensor:
-        """The guidance-weighted sum of the branches' v-predictions for one window (1, L, 4, h, w): all branches of
-        ``conditions`` in one UNet batch."""
-        c_in = preconditioning(self.scheduler.sigmas[i].item())[2]
-        branches, length = len(conditions.weights), window_latents.shape[1]
-        scaled = (window_latents * c_in).to(self.unet.dtype).expand(branches, -1, -1, -1, -1)
-        image = conditions.image_latents[:, None].expand(-1, length, -1, -1, -1)
-        audio = torch.stack([conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
-                             for tokens in conditions.audio_tokens])  # fmt: skip
-        buckets = conditions.buckets[index.cpu()].mean(dim=0)
-        time_ids = torch.tensor([[fps, buckets[0], buckets[1]]], device=scaled.device).to(self.unet.dtype)
-        v = self.unet(
-            torch.cat([scaled, image], dim=2),
-            self.scheduler.timesteps[i],
-            encoder_hidden_states=conditions.clip,
-            added_time_ids=time_ids.expand(branches, -1),
-            audio_tokens=audio,
-            face_mask=conditions.face_mask,
-        ).sample.float()
-        return sum(weight * v[b : b + 1] for b, weight in enumerate(conditions.weights))
-
-    def euler_step(self, window_latents: torch.Tensor, v: torch.Tensor, i: int) -> torch.Tensor:
-        """Euler update of one window from its guided v-prediction (the step index is per call, spec 4.7)."""
-        sigma, sigma_next = self.scheduler.sigmas[i].item(), self.scheduler.sigmas[i + 1].item()
-        c_skip, c_out, _, _ = preconditioning(sigma)
-        denoised = c_skip * window_latents + c_out * v
-        return window_latents + (window_latents - denoised) / sigma * (sigma_next - sigma)
+        """One Euler step of all frames (:func:`sonic.sampling.denoise_step` with this pipeline's models)."""
+        return denoise_step(self.unet, self.scheduler, self.ranks, latents, i, shift, window, overlap, conditions, fps)
 
     # ------------------------------------------------------------------------------------------------------------
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (k, 4, h, w) -> frames (k, 3, H, W) in [0, 1]; the temporal decoder sees the chunk on its
-        own, as in the released code (spec O10)."""
+        own, as in the released code (released_inference.md O10)."""
         scaled = (latents / self.vae.config.scaling_factor).to(self.vae.dtype)
         return (self.vae.decode(scaled, num_frames=len(latents)).sample.float() * 0.5 + 0.5).clamp(0, 1)
 

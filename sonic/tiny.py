@@ -45,7 +45,7 @@ UNET_CONFIG = {
     "addition_time_embed_dim": 8,
     "projection_class_embeddings_input_dim": 24,
 }
-# EulerDiscreteScheduler settings of SVD img2vid-xt (spec section 3).
+# EulerDiscreteScheduler settings of SVD img2vid-xt (released_inference.md section 3).
 SCHEDULER_CONFIG = {
     "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
     "prediction_type": "v_prediction", "interpolation_type": "linear", "use_karras_sigmas": True,

@@ -6,7 +6,8 @@ loadable by the official code. Run it in a separate environment:
     /tmp/released/bin/python tests/check_released_stack.py checkpoints-tiny
 
 It imports nothing from this repository: the released UNet adds ``to_k_ip.0`` / ``to_v_ip.0`` to every attn2 processor
-(spec section 1.3), so the check rebuilds that key set from the stock UNet and compares it with ``unet.pth``.
+(released_inference.md section 1.3), so the check rebuilds that key set from the stock UNet and compares it with
+``unet.pth``.
 """
 
 from __future__ import annotations

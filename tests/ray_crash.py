@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import sonic.data.preprocess as preprocess
+import sonic.data.worker as worker
 
 
 def setup() -> None:
     marker = Path(os.environ["SONIC_TEST_CRASH_MARKER"])
-    original = preprocess.process_video
+    original = worker.process_video
 
     def crash_once(source, *args, **kwargs):
         if not marker.exists():
@@ -20,4 +20,4 @@ def setup() -> None:
             os._exit(1)
         return original(source, *args, **kwargs)
 
-    preprocess.process_video = crash_once
+    worker.process_video = crash_once

@@ -1,4 +1,4 @@
-"""Whisper features and per-frame audio windows (spec section 4.3)."""
+"""Whisper features and per-frame audio windows (released_inference.md section 4.3)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from sonic.data.av_sync import sync_scores
 from sonic.data.decode import decode_frames, read_audio, to_rgb
 from sonic.evaluation import flicker as flicker_module
 from sonic.evaluation.cli import main
@@ -22,9 +23,9 @@ from sonic.evaluation.motion import freeze_seconds, motion_errors
 from sonic.evaluation.mouth import lmd
 from sonic.evaluation.pixels import psnr_per_frame, ssim
 from sonic.evaluation.report import METRICS
-from sonic.evaluation.syncnet import load_syncnet, offset_search, sync_scores
 from sonic.evaluation.weights import I3D, INCEPTION, SYNCNET, WeightError
 from sonic.io import VideoWriter
+from sonic.models.syncnet import load_syncnet, offset_search
 from tests.media import make_talking_video
 
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_talking"

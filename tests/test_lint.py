@@ -1,19 +1,74 @@
-"""The code base stays ruff-clean (lint rules and formatting from pyproject.toml)."""
+"""The code base stays ruff-clean (lint rules and formatting from pyproject.toml), its layers stay layered and its
+import graph acyclic (the import-linter contract of pyproject.toml), and README's map names files that exist."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
 def test_ruff(command):
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = subprocess.run([ruff, *command, str(ROOT)], capture_output=True, text=True)
+    result = subprocess.run([_tool("ruff"), *command, str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layers_contract():
+    result = subprocess.run([_tool("lint-imports")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in edges[module]:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in edges:
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycle():
+    graph = grimp.build_graph("sonic", exclude_type_checking_imports=True)
+    edges = {module: {imported for imported in graph.find_modules_directly_imported_by(module)
+                      if not module.startswith(f"{imported}.")} for module in graph.modules}  # fmt: skip
+    assert _cycles(edges) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check can fail
+
+
+def test_every_path_in_the_readme_map_exists():
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Where things are") :]
+    paths = {path for path in re.findall(r"`((?:sonic|benchmarks|tests|docs|configs)/[\w/.-]+?)(?:::\w+)?`", table)}
+    assert len(paths) > 20
+    assert sorted(path for path in paths if not (ROOT / path).exists()) == []

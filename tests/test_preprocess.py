@@ -30,11 +30,12 @@ from sonic.data.layout import (
     load_features,
 )
 from sonic.data.ledger import Ledger
-from sonic.data.preprocess import load_models, plan_segments, preprocess_dataset, process_video
+from sonic.data.preprocess import preprocess_dataset
 from sonic.data.segments import crop_box
 from sonic.data.sources import in_shard, list_videos
 from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
+from sonic.data.worker import load_models, plan_segments, process_video
 from sonic.io import read_video_info
 from sonic.models.faces import DlibFaceDetector, Face, YoloFaceDetector, yolo_input_size
 from tests.media import (

@@ -1,6 +1,6 @@
 """Preprocessing on Ray (``--engine ray``): the local engine's per-video work on a pool of Ray actors.
 
-Each actor is a :class:`~sonic.data.preprocess.VideoWorker` (models loaded once, one CPU core; with GPUs in the
+Each actor is a :class:`~sonic.data.worker.VideoWorker` (models loaded once, one CPU core; with GPUs in the
 cluster, a fraction of a GPU so that Whisper and YOLOv5-face share the devices, ``--device auto`` then picks it).
 Videos go to the actors as tasks; results come back to this process, which alone writes the ledger, so resuming,
 sharding and the dataset layout are the local engine's. A video whose actor dies (a native crash, a lost node) is
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sonic.config import ConfigError, PreprocessConfig
-from sonic.data.preprocess import VideoResult, VideoWorker
 from sonic.data.sources import Source
+from sonic.data.worker import VideoResult, VideoWorker
 
 RETRIES = 2  # restarts of a dead actor, and retries of the video it held
 

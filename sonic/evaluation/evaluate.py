@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from sonic.evaluation import frechet, identity, lipsync, syncnet, weights
+from sonic.data.av_sync import sync_scores
+from sonic.evaluation import frechet, identity, lipsync, weights
 from sonic.evaluation.clips import WORK_SIDE, Clip, pair_videos, read_clip
 from sonic.evaluation.flicker import flicker
 from sonic.evaluation.motion import freeze_seconds, motion_errors
 from sonic.evaluation.mouth import lmd
 from sonic.evaluation.pixels import psnr_ssim
 from sonic.evaluation.report import METRICS, plot_video, write_json, write_markdown
+from sonic.models.syncnet import load_syncnet
 from sonic.timing import VIDEO_FPS
 
 SET_LEVEL = ("fid", "fvd")
@@ -25,7 +27,7 @@ FACE_METRICS = ("sync_c", "sync_d", "csim", "csim_drift", "csim_dlib", "lmd", "m
 DLIB_IDENTITY = "csim_dlib"  # the one network metric whose model ships with a package (face_recognition_models)
 LOADERS: dict[str, Callable[[Path, str], Any]] = {
     weights.INCEPTION.name: frechet.InceptionFeatures, weights.I3D.name: frechet.I3DFeatures,
-    weights.SYNCNET.name: syncnet.load_syncnet, weights.ARCFACE.name: identity.ArcFace,
+    weights.SYNCNET.name: load_syncnet, weights.ARCFACE.name: identity.ArcFace,
 }  # fmt: skip
 
 
@@ -104,7 +106,7 @@ def network_metrics(generated: Clip, reference: Clip, networks: Networks, wanted
     sync = networks.get(weights.SYNCNET, wanted)
     audio = driving_audio(generated, reference)
     if sync is not None and generated.has_face() and audio is not None:
-        values.update(syncnet.sync_scores(sync, generated.frames, generated.landmarks, audio, networks.device))
+        values.update(sync_scores(sync, generated.frames, generated.landmarks, audio, networks.device))
     if not (generated.has_face() and reference.has_face()):
         return values
     first = int(np.flatnonzero(np.isfinite(reference.landmarks).all(axis=(1, 2)))[0])

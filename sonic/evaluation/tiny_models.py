@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sonic.evaluation.syncnet import SyncNet
 from sonic.evaluation.weights import ARCFACE, I3D, INCEPTION, SYNCNET
+from sonic.models.syncnet import SyncNet
 
 
 class TinyInception(nn.Module):

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sonic.errors import CheckpointError
+from sonic.errors import WeightError
 
 DEFAULT_WEIGHTS = Path("checkpoints/eval")
 
@@ -54,10 +54,6 @@ ARCFACE = WeightFile(
     "InsightFace buffalo_l w600k_r50 ArcFace: non-commercial research use only", unpack="w600k_r50.onnx",
 )  # fmt: skip
 WEIGHT_FILES = (INCEPTION, I3D, SYNCNET, ARCFACE)
-
-
-class WeightError(CheckpointError):
-    """A weight file exists but cannot be used (wrong checksum, not the expected format)."""
 
 
 def sha256(path: Path) -> str:

@@ -1,8 +1,8 @@
 """Sonic's audio adapters: Whisper hidden states -> UNet audio tokens (audio2token) and motion buckets (audio2bucket).
 
-Parameter names and shapes match the released ``audio2token.pth`` / ``audio2bucket.pth`` exactly (spec section 2).
-The released ``.pth`` files carry no config, so :meth:`from_state_dict` infers every size from the tensors plus the
-two numbers that the flattened input size cannot separate (Whisper width and number of hidden states).
+Parameter names and shapes match the released ``audio2token.pth`` / ``audio2bucket.pth`` exactly (released_inference.md
+section 2). The released ``.pth`` files carry no config, so :meth:`from_state_dict` infers every size from the tensors
+plus the two numbers that the flattened input size cannot separate (Whisper width and number of hidden states).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Face detection for Sonic's preprocessing (face crop, face mask, landmarks).
 
-The official code uses a YOLOv5-face TorchScript file (``checkpoints/yoloface_v5m.pt``, spec section 7). It is a
-released weight that we never download at run time, so a dlib HOG detector, whose model files ship inside the
-``face_recognition_models`` wheel, is the offline fallback. Both return :class:`Face` objects in original pixels,
+The official code uses a YOLOv5-face TorchScript file (``checkpoints/yoloface_v5m.pt``, released_inference.md section
+7). It is a released weight that we never download at run time, so a dlib HOG detector, whose model files ship inside
+the ``face_recognition_models`` wheel, is the offline fallback. Both return :class:`Face` objects in original pixels,
 sorted by area (largest first).
 """
 

@@ -1,8 +1,9 @@
 """RIFE "HDv3" frame interpolation (IFNet), state-dict compatible with the released ``RIFE/flownet.pkl``.
 
 Sonic doubles the frame rate of its 12.5 fps output by inserting the RIFE midpoint between every pair of generated
-frames (spec sections 4.10 and 8). The network refines a bidirectional flow (4 channels: img0->mid and img1->mid) and a
-blend-mask logit at three scales (1/4, 1/2, 1), each step run symmetrically on the swapped pair and averaged.
+frames (released_inference.md sections 4.10 and 8). The network refines a bidirectional flow (4 channels: img0->mid and
+img1->mid) and a blend-mask logit at three scales (1/4, 1/2, 1), each step run symmetrically on the swapped pair and
+averaged.
 """
 
 from __future__ import annotations

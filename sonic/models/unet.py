@@ -1,4 +1,5 @@
-"""Sonic's audio cross-attention on diffusers' SVD UNet (spec sections 1.3-1.5), without forking diffusers.
+"""Sonic's audio cross-attention on diffusers' SVD UNet (released_inference.md sections 1.3-1.5), without forking
+diffusers.
 
 Every cross-attention layer (attn2) of the UNet, spatial and temporal, gets extra key/value projections for audio
 tokens (``to_k_ip.0`` / ``to_v_ip.0``, the released checkpoint's names) through an attention processor:

@@ -1,4 +1,5 @@
-"""Whisper-tiny audio features for Sonic (spec section 4.3): 16 kHz mono audio -> every encoder hidden state.
+"""Whisper-tiny audio features for Sonic (released_inference.md section 4.3): 16 kHz mono audio -> every encoder hidden
+state.
 
 The waveform is cut into 30-second chunks (Whisper's fixed input length), each chunk becomes a log-mel spectrogram
 normalised on its own (as in the released model's training), and all chunks go through the encoder together in one

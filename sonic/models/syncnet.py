@@ -1,35 +1,29 @@
-"""Sync-C and Sync-D: lip-sync confidence and distance of SyncNet v2 (Chung & Zisserman 2016), as the field
-computes them with joonson/syncnet_python.
+"""SyncNet v2 (Chung & Zisserman 2016) and its Sync-C / Sync-D scores, as the field computes them with
+joonson/syncnet_python (the face crops it reads are made in :mod:`sonic.data.av_sync`).
 
 Inputs as that code prepares them: 25-fps face crops resized to 224 x 224 in BGR order, values 0-255, five frames per
-sample; 13 MFCCs of the 16-bit audio at 100 Hz (python_speech_features' defaults), 20 per sample. The face crop is
-syncnet_python's (``crop_scale`` 0.4: the box centre, half-size s, from s above to 1.8 s below the centre, 1.4 s to
-each side, padding grey 110) around our landmark face box, median-filtered over 13 frames like its track. For every
-video frame i and offset k in [-15, 15] the embedding distance |v_i - a_{i+k}| (zero-padded audio) is averaged over
-frames; Sync-D is the smallest mean distance, Sync-C the median minus the smallest, and the offset is
-``15 - argmin`` (frames; negative when the audio lags the picture).
+sample; 13 MFCCs of the 16-bit audio at 100 Hz (python_speech_features' defaults), 20 per sample. For every video
+frame i and offset k in [-15, 15] the embedding distance |v_i - a_{i+k}| (zero-padded audio) is averaged over frames;
+Sync-D is the smallest mean distance, Sync-C the median minus the smallest, and the offset is ``15 - argmin``
+(frames; negative when the audio lags the picture).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import python_speech_features
 import torch
-from scipy.signal import medfilt
 from torch import nn
 
-from sonic.data.motion import face_box_from_landmarks
-from sonic.evaluation.weights import WeightError
+from sonic.errors import WeightError
 from sonic.timing import SAMPLE_RATE
 
 AUDIO_CHANNELS = (64, 192, 384, 256, 256, 512)
 LIP_CHANNELS = (96, 256, 256, 256, 256, 512)
 CONV_INDICES = (0, 4, 8, 11, 14, 18)  # the convolutions inside netcnnaud / netcnnlip (names of the released file)
 VSHIFT = 15  # frames of offset searched both ways
-CROP_SIDE, CROP_SCALE, PAD_GREY, TRACK_SMOOTH = 224, 0.4, 110, 13
 SAMPLE_FRAMES, MFCC_PER_FRAME = 5, 4  # 5 video frames = 20 MFCC frames at 100 Hz
 BATCH = 16
 
@@ -105,33 +99,6 @@ def mfcc(audio: np.ndarray) -> np.ndarray:
     return python_speech_features.mfcc(pcm, SAMPLE_RATE).T
 
 
-def crop_track(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 68, 2) landmarks (NaN where no face) -> (T, 3) crop centre x, y and half-size, median-filtered like
-    syncnet_python's track (frames without a face take the nearest box)."""
-    found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))
-    assert len(found), "face crops need at least one frame with landmarks"
-    boxes = np.array([face_box_from_landmarks(landmarks[i]) for i in found])
-    track = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
-                      np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2])  # fmt: skip
-    track = np.stack([np.interp(np.arange(len(landmarks)), found, row) for row in track])
-    return np.stack([medfilt(row, TRACK_SMOOTH) if len(row) >= TRACK_SMOOTH else row for row in track], axis=1)
-
-
-def crop_face(frame: np.ndarray, centre_x: float, centre_y: float, half: float) -> np.ndarray:
-    """One RGB frame -> syncnet_python's (224, 224, 3) BGR face crop around a track point."""
-    pad = int(half * (1 + 2 * CROP_SCALE))
-    padded = cv2.copyMakeBorder(frame[..., ::-1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_GREY,) * 3)
-    my, mx = centre_y + pad, centre_x + pad
-    face = padded[int(my - half) : int(my + half * (1 + 2 * CROP_SCALE)),
-                  int(mx - half * (1 + CROP_SCALE)) : int(mx + half * (1 + CROP_SCALE))]  # fmt: skip
-    return cv2.resize(face, (CROP_SIDE, CROP_SIDE))
-
-
-def face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) RGB + (T, 68, 2) -> (T, 224, 224, 3) BGR crops."""
-    return np.stack([crop_face(frame, *point) for frame, point in zip(frames, crop_track(landmarks), strict=True)])
-
-
 @torch.no_grad()
 def embeddings(
     model: SyncNet, crops: np.ndarray, coefficients: np.ndarray, device: str
@@ -163,15 +130,9 @@ def offset_search(video: torch.Tensor, audio: torch.Tensor, vshift: int = VSHIFT
     return vshift - int(index), float(torch.median(mean) - smallest), float(smallest)
 
 
-def sync_scores(
-    model: SyncNet, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray, device: str
-) -> dict[str, float]:
-    """sync_c, sync_d and the offset (frames) of one video with its audio."""
-    return crop_sync_scores(model, face_crops(frames, landmarks), audio, device)
-
-
 def crop_sync_scores(model: SyncNet, crops: np.ndarray, audio: np.ndarray, device: str) -> dict[str, float]:
-    """:func:`sync_scores` of face crops already made with :func:`crop_face`."""
+    """sync_c, sync_d and the offset (frames) of face crops (:func:`sonic.data.av_sync.face_crops`) with their
+    16 kHz audio."""
     video, sound = embeddings(model, crops, mfcc(audio), device)
     if len(video) == 0:
         return {"sync_c": float("nan"), "sync_d": float("nan")}
