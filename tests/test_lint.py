@@ -1,5 +1,6 @@
-"""The code base stays ruff-clean (lint rules and formatting from pyproject.toml), its layers stay layered and its
-import graph acyclic (the import-linter contract of pyproject.toml), and README's map names files that exist."""
+"""The gates developers also run through pre-commit: ruff (lint rules and formatting of pyproject.toml), spelling
+(_typos.toml), the layers contract of pyproject.toml and an acyclic import graph; and README's map names files that
+exist."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def _tool(name: str) -> str:
 def test_ruff(command):
     result = subprocess.run([_tool("ruff"), *command, str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_spelling():
+    result = subprocess.run([_tool("typos")], capture_output=True, text=True, cwd=ROOT)  # words allowed: _typos.toml
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_runs_the_gates_of_this_file():
+    hooks = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert all(f"entry: {tool}" in hooks for tool in ("ruff format", "ruff check", "typos", "lint-imports"))
 
 
 def test_layers_contract():
