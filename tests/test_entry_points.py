@@ -107,7 +107,9 @@ def test_internal_errors_of_preprocessing_and_training_exit_1(tiny_checkpoint, t
     monkeypatch.setattr(sonic.training.loop, "train", broken)
     assert sonic_preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
     assert "RuntimeError: a bug" in capsys.readouterr().err
-    assert sonic_training.main(["--data_root", str(tmp_path), "--init_from", str(tiny_checkpoint)]) == 1
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.jsonl").write_text("")  # a dataset: training starts (a raw folder is preprocessed)
+    assert sonic_training.main(["--data_root", str(tmp_path / "data"), "--init_from", str(tiny_checkpoint)]) == 1
     assert "RuntimeError: a bug" in capsys.readouterr().err
 
 

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR
 from sonic.errors import CheckpointError
 from sonic.training import loop
-from sonic.training.checkpointing import CONFIG_FILE
+from sonic.training.checkpointing import CONFIG_FILE, STATE_FILE
 from tests.media import PORTRAIT, SPEECH
 from tests.training_setup import make_config
 
@@ -63,6 +65,7 @@ def test_resuming_from_a_checkpoint_of_another_kind_of_run(tiny_checkpoint, data
     checkpoint = tmp_path / "run" / "checkpoint-4"
     checkpoint.mkdir(parents=True)
     (checkpoint / CONFIG_FILE).write_text(f"train_audio2bucket: {str(theirs).lower()}\n")
+    save_file({"step": torch.zeros(1)}, checkpoint / STATE_FILE, metadata={"values": "{}"})  # a readable state
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run", resume_from_checkpoint="latest",
                          train_audio2bucket=not theirs)  # fmt: skip
     kind = "audio2bucket, train_audio2bucket true" if theirs else "diffusion: UNet and audio2token"

@@ -159,9 +159,9 @@ def setup(config: TrainingConfig) -> Run:
     """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint and
     the dataset are checked first: a bad one is refused before any model work)."""
     checkpoint = resume_path(config)
+    saved = read_checkpoint(checkpoint) if checkpoint is not None else None  # every file checked first, loads no code
     if checkpoint is not None:
         check_run_kind(checkpoint, config)
-    saved = read_checkpoint(checkpoint) if checkpoint is not None else None
     dataset, dataloader = make_dataloader(config)  # before the models: a dataset problem is found in seconds
     heldout_dataset = make_heldout_dataset(config)
     accelerator = make_accelerator(config)
