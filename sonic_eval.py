@@ -11,7 +11,7 @@ Writes REPORT_DIR/metrics.json, metrics.md and plots/<video>.png; docs/evaluatio
 
 import sys
 
-from sonic.evaluation.cli import main
+from sonic.cli.eval import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -45,7 +45,7 @@ from sonic.downloads import (
     check_intact,
     released_sources,
 )
-from sonic.errors import CheckpointError, run_entry_point
+from sonic.errors import CheckpointError
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
@@ -328,20 +328,3 @@ def summarize(root: Path) -> None:
         print(f"{name:16s} {type(module).__name__:36s} {sum(p.numel() for p in module.parameters()):>14,d}")
     print(f"{'face_detector':16s} {type(components.face_detector).__name__}")
     print(f"{root}: every component loaded strictly")
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m sonic.checkpoints",
-        description="Check a Sonic checkpoint folder (released layout or our export): list missing files with the "
-        "download commands, or load every component strictly and print a summary.",
-    )
-    parser.add_argument("root", type=Path, nargs="?", default=Path("checkpoints"), help="folder (default: checkpoints)")
-    args = parser.parse_args(argv)
-    return run_entry_point(lambda: summarize(args.root))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

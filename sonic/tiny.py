@@ -1,6 +1,6 @@
 """Writes a tiny, randomly initialised Sonic checkpoint folder in exactly the released layout.
 
-    python -m sonic.tiny checkpoints-tiny
+    python -m sonic.cli.tiny checkpoints-tiny
 
 It also writes ``eval/``: tiny random evaluation networks in the published files' formats (FID Inception, FVD I3D,
 SyncNet, ArcFace), for ``sonic_eval.py --weights checkpoints-tiny/eval`` (:mod:`sonic.evaluation.tiny_models`).
@@ -11,7 +11,6 @@ The audio key/value projections are re-drawn so they differ from the CLIP ones (
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -122,22 +121,3 @@ def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = 
     if with_eval:
         write_tiny_eval_weights(out_dir / EVAL_DIR, seed=seed)
     return out_dir
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m sonic.tiny",
-        description="Write a tiny randomly initialised Sonic checkpoint folder (released layout) for tests and "
-        "offline smoke runs. It produces noise, not faces: download the real weights for real videos.",
-    )
-    parser.add_argument("out_dir", type=Path, help="folder to create, e.g. checkpoints-tiny")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
-    parser.add_argument("--no-rife", action="store_true", help="leave out RIFE/flownet.pkl (12 MB)")
-    parser.add_argument("--no-eval", action="store_true", help="leave out eval/ (the tiny evaluation networks)")
-    args = parser.parse_args(argv)
-    path = build_tiny_checkpoint(args.out_dir, seed=args.seed, with_rife=not args.no_rife, with_eval=not args.no_eval)
-    print(f"wrote tiny Sonic checkpoint to {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,5 @@
 """Loads a checkpoint folder the way the released Sonic code does, with its library versions (diffusers 0.29,
-transformers 4.43), to check that `python -m sonic.tiny` folders (and our exports in the released layout) are
+transformers 4.43), to check that `python -m sonic.cli.tiny` folders (and our exports in the released layout) are
 loadable by the official code. Run it in a separate environment:
 
     python -m venv /tmp/released && /tmp/released/bin/pip install torch diffusers==0.29.2 transformers==4.43.2 "numpy<2"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sonic.batch import BatchReport, Failure
-from sonic.cli import main
+from sonic.cli.demo import main
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
 from tests.conftest import EXAMPLES, speech_clip

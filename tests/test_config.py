@@ -12,7 +12,7 @@ import pytest
 
 import sonic_preprocess
 import sonic_training
-from sonic.cli import main as demo_main
+from sonic.cli.demo import main as demo_main
 from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
 from sonic.config_base import without_none
 

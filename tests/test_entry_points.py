@@ -15,8 +15,8 @@ import pytest
 
 import sonic_preprocess
 import sonic_training
-from sonic import cli
 from sonic.checkpoints import SVD_DIR, WHISPER_DIR, check_checkpoint, load_components
+from sonic.cli import demo as cli
 from sonic.config import InferenceConfig, TrainingConfig, config_from_args
 from sonic.downloads import check_training_sources, download_commands
 from sonic.errors import CheckpointError, MediaError, run_entry_point

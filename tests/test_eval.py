@@ -12,10 +12,10 @@ import pytest
 import scipy.linalg
 import torch
 
+from sonic.cli.eval import main
 from sonic.data.av_sync import sync_scores
 from sonic.data.decode import decode_frames, read_audio, to_rgb
 from sonic.evaluation import flicker as flicker_module
-from sonic.evaluation.cli import main
 from sonic.evaluation.clips import Clip, read_clip
 from sonic.evaluation.evaluate import no_reference_metrics
 from sonic.evaluation.frechet import InceptionFeatures, feature_distance, frechet_distance

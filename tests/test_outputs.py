@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sonic.batch import BatchReport, Job, jobs_from_csv, writable_jobs
-from sonic.cli import main
+from sonic.cli.demo import main
 from sonic.config import ConfigError
 from sonic.io import VideoWriter, read_video_info
 from tests.conftest import EXAMPLES, speech_clip

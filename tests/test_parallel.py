@@ -20,7 +20,7 @@ import torch.multiprocessing
 from safetensors.torch import load_file
 
 from sonic.batch import BatchReport, Failure, merge_reports
-from sonic.cli import main
+from sonic.cli.demo import main
 from sonic.io import VideoWriter, read_video_info
 from sonic.parallel import Ranks, work_units
 from sonic.pipeline import SonicPipeline

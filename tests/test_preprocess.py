@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 import sonic_preprocess
 from sonic.checkpoints import WHISPER_DIR, YOLOFACE_FILE
+from sonic.cli.verify import main as verify_main
 from sonic.config import ConfigError, PreprocessConfig
 from sonic.data import av_sync, tracking
 from sonic.data.decode import decode_frames, to_rgb
@@ -33,7 +34,6 @@ from sonic.data.ledger import Ledger
 from sonic.data.preprocess import preprocess_dataset
 from sonic.data.segments import crop_box
 from sonic.data.sources import in_shard, list_videos
-from sonic.data.verify import main as verify_main
 from sonic.data.verify import verify_dataset
 from sonic.data.worker import load_models, plan_segments, process_video
 from sonic.io import read_video_info

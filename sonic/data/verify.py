@@ -1,14 +1,12 @@
 """Checks every manifest entry of a preprocessed dataset: files present, readable, finite and consistent with each
 other, and that every frame of every processed video is in one segment or one rejected span.
 
-python -m sonic.data.verify DATASET_DIR      # lists the problems, exit status 1 if there is any
+python -m sonic.cli.verify DATASET_DIR      # lists the problems, exit status 1 if there is any
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -133,19 +131,3 @@ def verify_dataset(dataset: str | Path) -> list[str]:
     duplicates = [f"{key}: listed {count} times" for key, count in Counter(r.id for r in records).items() if count > 1]
     segments = [f"{record.id}: {problem}" for record in records for problem in verify_segment(dataset, record)]
     return duplicates + segments + frame_accounting(dataset, records)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="a folder written by sonic_preprocess.py")
-    dataset = parser.parse_args(argv).dataset
-    problems = verify_dataset(dataset)
-    for problem in problems:
-        print(problem)
-    count = len(read_manifest(dataset))
-    print(f"{dataset}: {count} segments checked, {len(problems)} problem(s)")
-    sys.exit(1 if problems else 0)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,5 @@
 """Tiny randomly initialised evaluation networks written in the file formats of the published ones, so that tests
-run the real loading and calling code without downloads (``python -m sonic.tiny`` puts them in ``eval/``).
+run the real loading and calling code without downloads (``python -m sonic.cli.tiny`` puts them in ``eval/``).
 
 TorchScript modules with the published call signatures for FID (NVIDIA's Inception: ``model(images,
 return_features=True)``) and FVD (StyleGAN-V's I3D: ``model(videos, rescale=False, resize=False,
