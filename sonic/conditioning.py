@@ -76,6 +76,14 @@ def to_buckets(audio2bucket_output: torch.Tensor) -> torch.Tensor:
     return audio2bucket_output * BUCKET_SCALE + BUCKET_SCALE
 
 
+def fixed_buckets(buckets: torch.Tensor, translation: float | None, expression: float | None) -> torch.Tensor:
+    """(N, 2) buckets with the user-fixed ones: a value given replaces its column (in place)."""
+    for column, value in enumerate((translation, expression)):
+        if value is not None:
+            buckets[:, column] = value
+    return buckets
+
+
 def to_bucket_targets(buckets: torch.Tensor) -> torch.Tensor:
     """Motion bucket labels -> audio2bucket regression targets (inverse of :func:`to_buckets`)."""
     return (buckets - BUCKET_SCALE) / BUCKET_SCALE

@@ -21,23 +21,36 @@ import torch
 from diffusers import AutoencoderKLTemporalDecoder, DiffusionPipeline, EulerDiscreteScheduler
 from diffusers.utils import BaseOutput, logging
 from diffusers.utils.torch_utils import randn_tensor
+from safetensors.torch import save_file
 from transformers import CLIPVisionModelWithProjection, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.api import InferenceAPI
+from sonic.api import (
+    ColorOrder,
+    GeneratedVideo,
+    ImageInput,
+    StepCallback,
+    as_rgb,
+    first_frames,
+    generation_kwargs,
+    keep_latents,
+    rgb_frames,
+)
 from sonic.checkpoints import SonicComponents, load_components, resolve_device, resolve_dtype
 from sonic.conditioning import (
     Conditions,
     audio_token_windows,
     bucket_windows,
     empty_audio_tokens,
+    fixed_buckets,
     guidance_weights,
     num_generated_frames,
     to_buckets,
 )
 from sonic.config import InferenceConfig, frame_step
+from sonic.decoding import no_frames, video_chunks
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
-from sonic.io import VideoWriter
+from sonic.io import VideoWriter, check_output
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.faces import FaceDetector
 from sonic.models.rife import RIFE
@@ -75,10 +88,12 @@ class ConstructFromConfig(type):
         return super().__call__(*args, **kwargs)
 
 
-class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConfig):
+class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
     """Sonic inference on the diffusers SVD stack: ``SonicPipeline.from_pretrained(path)`` (released layout or
-    export) or ``SonicPipeline(InferenceConfig(...))``; ``generate`` / ``generate_video`` come from
-    :class:`sonic.api.InferenceAPI`. The components are those of :class:`sonic.checkpoints.SonicComponents`."""
+    export) or ``SonicPipeline(InferenceConfig(...))``. :meth:`generate` (frames in memory) and
+    :meth:`generate_video` (an mp4 on disk) take their defaults from ``inference_config`` (the config of
+    ``SonicPipeline(config)``, else ``InferenceConfig()``); :meth:`__call__` is diffusers' call with explicit
+    arguments. The components are those of :class:`sonic.checkpoints.SonicComponents`."""
 
     model_cpu_offload_seq = "audio_encoder->audio2token->image_encoder->audio2bucket->unet->vae->rife"
     _optional_components = ("rife",)
@@ -102,6 +117,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                               audio2token=audio2token, audio2bucket=audio2bucket, rife=rife)  # fmt: skip
         self.face_detector = face_detector  # not a saved component: a file (YOLO) or a library model (dlib)
         self.ranks = Ranks()  # the processes sharing each generation: this one alone until distribute()
+        self.inference_config = InferenceConfig()  # the defaults of generate() and generate_video()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, torch_dtype: torch.dtype = torch.float32, device: str = "cpu"):
@@ -136,7 +152,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     @torch.no_grad()
     def __call__(
         self,
-        image: str | Path | PIL.Image.Image | np.ndarray,
+        image: ImageInput,
         audio: AudioInput,
         *,
         min_resolution: int = DEFAULTS.min_resolution,
@@ -200,8 +216,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         # 4. Conditions of the guidance branches (CLIP and VAE encoders run once)
         conditions = self.encode_conditions(reference, features.hidden_states, num_frames, step,
                                             guidance_weights(guidance_scale_image, guidance_scale_audio))  # fmt: skip
-        conditions.buckets = self.motion_buckets(conditions.buckets, dynamic_scale, translation_bucket,
-                                                 expression_bucket)  # fmt: skip
+        conditions.buckets = fixed_buckets(conditions.buckets * dynamic_scale, translation_bucket, expression_bucket)
         # 5. Timesteps and initial latents (reference latent + sigma_max * noise)
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         start = num_inference_steps - min(int(num_inference_steps * i2i_noise_strength), num_inference_steps)
@@ -256,17 +271,6 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
             reference_latent=image_latent.float(),
         )
 
-    @staticmethod
-    def motion_buckets(
-        predicted: torch.Tensor, dynamic_scale: float, translation: float | None, expression: float | None
-    ) -> torch.Tensor:
-        """Predicted (N, 2) buckets times ``dynamic_scale``; a user-fixed bucket replaces its column."""
-        buckets = predicted * dynamic_scale
-        for column, value in enumerate((translation, expression)):
-            if value is not None:
-                buckets[:, column] = value
-        return buckets
-
     def prepare_latents(
         self,
         reference_latent: torch.Tensor,
@@ -294,50 +298,15 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         return denoise_step(self.unet, self.scheduler, self.ranks, latents, i, shift, window, overlap, conditions, fps)
 
     # ------------------------------------------------------------------------------------------------------------
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents (k, 4, h, w) -> frames (k, 3, H, W) in [0, 1]; the temporal decoder sees the chunk on its
-        own, as in the released code (released_inference.md O10)."""
-        scaled = (latents / self.vae.config.scaling_factor).to(self.vae.dtype)
-        return (self.vae.decode(scaled, num_frames=len(latents)).sample.float() * 0.5 + 0.5).clamp(0, 1)
-
-    def interpolate_chunk(self, frames: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
-        """RIFE midpoints between consecutive frames, and between the frame ``before`` the chunk (the previous
-        chunk's last, already written) and its first: k frames -> 2k - 1, or 2k after a previous chunk."""
-        if before is None:
-            return self.rife.interpolate(frames)
-        return self.rife.interpolate(torch.cat([before, frames]))[1:]
-
-    def no_frames(self, latents: torch.Tensor) -> torch.Tensor:
-        """An empty (0, 3, H, W) frame batch: a rank without a chunk in a round still takes part in its exchanges."""
-        scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return latents.new_empty((0, 3, latents.shape[-2] * scale, latents.shape[-1] * scale))
-
-    def video_chunks(self, latents: torch.Tensor, chunk_size: int, interpolate: bool) -> Iterator[torch.Tensor]:
-        """Output frames (k, 3, H, W) in [0, 1] on the CPU, in order and chunk by chunk, so memory does not grow with
-        the video's length. Each round every rank decodes (and interpolates) one chunk and rank 0 receives them:
-        only rank 0 yields frames. RIFE's midpoint across a chunk border needs the previous chunk's last frame,
-        which the ranks exchange first."""
-        ranks, interpolate = self.ranks, interpolate and self.rife is not None
-        chunks = latents[0].split(chunk_size)
-        previous = None  # the last frame before this round
-        for first in self.progress_bar(range(0, len(chunks), ranks.size)):
-            batch = chunks[first : first + ranks.size]
-            mine = self.decode_latents(batch[ranks.rank]) if ranks.rank < len(batch) else self.no_frames(latents)
-            counts = [len(chunk) for chunk in batch] + [0] * (ranks.size - len(batch))
-            if interpolate:
-                lasts = ranks.all_gather(mine[-1:], [min(count, 1) for count in counts])
-                if len(mine):
-                    mine = self.interpolate_chunk(mine, [previous, *lasts][ranks.rank])
-                previous = lasts[len(batch) - 1]
-                counts = [2 * count - 1 if first + rank == 0 else 2 * count for rank, count in enumerate(counts)]
-            for frames in ranks.gather(mine, counts):
-                if len(frames):
-                    yield frames.cpu()
-
     def output_fps(self, fps: float, interpolate: bool) -> float:
         if interpolate and self.rife is None:
             logger.warning("RIFE/flownet.pkl not found: the video stays at %s fps", fps)
         return fps * 2 if interpolate and self.rife is not None else fps
+
+    def frame_chunks(self, latents: torch.Tensor, chunk_size: int, interpolate: bool) -> Iterator[torch.Tensor]:
+        """Decoded (and interpolated) frames chunk by chunk (:func:`sonic.decoding.video_chunks`); rank 0's only."""
+        rife = self.rife if interpolate else None
+        return video_chunks(self.vae, rife, self.ranks, latents, chunk_size, self.progress_bar)
 
     def finish(
         self, latents: torch.Tensor, waveform: np.ndarray | None, fps: float, output_type: str, chunk: int, interp: bool
@@ -345,7 +314,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         if output_type == "latent":
             return SonicPipelineOutput(frames=latents, fps=fps, audio=waveform)
         output_fps = self.output_fps(fps, interp)
-        chunks = list(self.video_chunks(latents, chunk, interp)) or [self.no_frames(latents).cpu()]  # rank > 0
+        chunks = list(self.frame_chunks(latents, chunk, interp)) or [no_frames(self.vae, latents).cpu()]  # rank > 0
         frames = torch.cat(chunks).permute(0, 2, 3, 1).numpy()
         if output_type == "pil":
             frames = [PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in frames]
@@ -354,7 +323,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
     def write_video(
         self,
         output_path: str | Path,
-        image: str | Path | PIL.Image.Image | np.ndarray,
+        image: ImageInput,
         audio: AudioInput,
         decode_chunk_size: int = DEFAULTS.decode_chunk_size,
         interpolate: bool = DEFAULTS.interpolate,
@@ -365,7 +334,7 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
         the decoding is done."""
         result = self(image, audio, output_type="latent", **kwargs)
         fps = self.output_fps(result.fps, interpolate)
-        chunks = self.video_chunks(result.frames, decode_chunk_size, interpolate)
+        chunks = self.frame_chunks(result.frames, decode_chunk_size, interpolate)
         if not self.ranks.is_main:
             for _ in chunks:  # runs this rank's decoding; the frames go to rank 0
                 pass
@@ -375,3 +344,60 @@ class SonicPipeline(DiffusionPipeline, InferenceAPI, metaclass=ConstructFromConf
                 for frame in chunk:
                     writer.write(frame)
         return Path(output_path)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        reference_image: ImageInput,
+        audio_features: AudioInput,
+        num_frames: int | None = None,
+        motion_buckets: dict[str, int] | None = None,
+        color_order: ColorOrder = "bgr",
+        on_step: StepCallback | None = None,
+        **overrides: Any,
+    ) -> GeneratedVideo:
+        """Generates the video in memory (use :meth:`generate_video` for long audio: it streams to disk).
+
+        ``reference_image``: a path, a PIL image, or an (H, W, 3) uint8 array in ``color_order``: BGR by default,
+        as ``cv2.imread`` returns it; pass ``color_order="rgb"`` for arrays from PIL/imageio. ``audio_features``:
+        :func:`sonic.api.extract_audio_features` output, an audio path or a ``(waveform, sample_rate)`` pair.
+        ``num_frames``: at most this many generated (12.5 fps) frames, like the released ``frame_num`` cap;
+        None = the whole audio. ``motion_buckets``: ``{"translation": 0-127, "expression": 0-127}``, fixed
+        instead of predicted. ``overrides``: any :class:`InferenceConfig` field or alias for this call
+        (``num_inference_steps=10``, ``steps=10``, ``motion="intense"``).
+        After :meth:`distribute` the frames come out on rank 0; the other ranks get no frames.
+        """
+        waveform, features = prepare_audio(audio_features, self.feature_extractor, self.audio_encoder)
+        if num_frames is not None:
+            features = first_frames(features, num_frames)
+        kwargs = generation_kwargs(self.inference_config, {**(motion_buckets or {}), **overrides}, on_step)
+        result = self(as_rgb(reference_image, color_order), features, output_type="np", **kwargs)
+        return GeneratedVideo(frames=rgb_frames(result.frames), fps=result.fps, audio=waveform)
+
+    def generate_video(
+        self,
+        image_path: ImageInput,
+        audio_path: AudioInput,
+        output_path: str | Path,
+        color_order: ColorOrder = "bgr",
+        on_step: StepCallback | None = None,
+        latents_path: str | Path | None = None,
+        **overrides: Any,
+    ) -> Path:
+        """Generates and streams an H.264 + AAC mp4 with the input audio; returns ``output_path``.
+
+        Same inputs and overrides as :meth:`generate`; the output folder is created when missing. An output that is
+        one of the input files, or cannot be written, is refused before any model work (:func:`sonic.io.check_output`).
+        ``latents_path``: also saves the final latents (1, N, 4, h, w) there (safetensors, key ``latents``), to
+        compare runs, for example on K processes and on one. After :meth:`distribute`, rank 0 writes.
+        """
+        outputs = [output_path] if latents_path is None else [output_path, latents_path]
+        for path in outputs:
+            check_output(path, (image_path, audio_path))
+        kwargs, final = generation_kwargs(self.inference_config, overrides, on_step), {}
+        if latents_path is not None:
+            kwargs["callback_on_step_end"] = keep_latents(final, kwargs.get("callback_on_step_end"))
+        path = self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)
+        if latents_path is not None and self.ranks.is_main:
+            save_file({"latents": final["latents"].cpu().contiguous()}, str(latents_path))
+        return path
