@@ -68,8 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="training seed (data order, reference draws)")
     parser.add_argument("--repeats", type=int, default=1, help="train with seeds SEED..SEED+R-1 (run-to-run noise)")
     parser.add_argument("--folds", type=int, default=5, help="K-fold split by source video; 1: --heldout-share")
-    parser.add_argument("--heldout-share", type=float, default=0.3,
-                        help="with --folds 1: hold out the sources with held_out(source, share)")  # fmt: skip
+    parser.add_argument(
+        "--heldout-share",
+        type=float,
+        default=0.3,
+        help="with --folds 1: hold out the sources with held_out(source, share)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="clips per optimiser step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
     parser.add_argument("--warmup", type=int, default=20, help="linear warm-up steps")
@@ -111,14 +115,43 @@ def write_subset(data: Path, sources: set[str], folder: Path) -> Path:
 def train_run(args: argparse.Namespace, data: Path, out: Path, seed: int) -> tuple[Path, float]:
     """``sonic_training.py --train_audio2bucket`` on ``data``; returns the exported audio2bucket.pth and seconds."""
     never = str(10 * args.steps + 1)
-    command = [sys.executable, str(ROOT / "sonic_training.py"), "--train_audio2bucket",
-               "--init_from", str(args.checkpoint), "--data_root", str(data), "--output_dir", str(out),
-               "--resolution", str(args.resolution), "--num_frames", str(NUM_FRAMES),
-               "--window_stride", str(args.window_stride), "--train_batch_size", str(args.batch_size),
-               "--max_train_steps", str(args.steps), "--learning_rate", str(args.learning_rate),
-               "--lr_warmup_steps", str(args.warmup), "--mixed_precision", "no", "--dataloader_num_workers", "0",
-               "--report_to", "none", "--checkpointing_steps", never, "--validation_steps", never,
-               "--seed", str(seed)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "sonic_training.py"),
+        "--train_audio2bucket",
+        "--init_from",
+        str(args.checkpoint),
+        "--data_root",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--resolution",
+        str(args.resolution),
+        "--num_frames",
+        str(NUM_FRAMES),
+        "--window_stride",
+        str(args.window_stride),
+        "--train_batch_size",
+        str(args.batch_size),
+        "--max_train_steps",
+        str(args.steps),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--lr_warmup_steps",
+        str(args.warmup),
+        "--mixed_precision",
+        "no",
+        "--dataloader_num_workers",
+        "0",
+        "--report_to",
+        "none",
+        "--checkpointing_steps",
+        never,
+        "--validation_steps",
+        never,
+        "--seed",
+        str(seed),
+    ]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(out / "train.log", "w") as log:
@@ -133,8 +166,9 @@ def clip_inputs(
 ) -> dict:
     """The held-out clips' audio2bucket inputs (bucket windows, CLIP embeddings of their reference frames), labels
     (N, 2) and source videos, read as training reads them."""
-    dataset = SonicClipDataset(data, NUM_FRAMES, args.resolution, STEP, args.window_stride, LabelLimits(),
-                               EVAL_SEED, video=False, keep=keep)  # fmt: skip
+    dataset = SonicClipDataset(
+        data, NUM_FRAMES, args.resolution, STEP, args.window_stride, LabelLimits(), EVAL_SEED, video=False, keep=keep
+    )
     dataset.set_epoch(0)
     windows, clips, labels, sources = [], [], [], []
     with torch.no_grad():
@@ -144,8 +178,12 @@ def clip_inputs(
             clips.append(clip_embeddings(image_encoder, sample["clip_pixels"][None]).float()[0])
             labels.append(sample["buckets"].float())
             sources.append(dataset.clips[index].segment.source)
-    return {"windows": torch.stack(windows), "clips": torch.stack(clips), "labels": torch.stack(labels),
-            "sources": sources}  # fmt: skip
+    return {
+        "windows": torch.stack(windows),
+        "clips": torch.stack(clips),
+        "labels": torch.stack(labels),
+        "sources": sources,
+    }
 
 
 def other_audio(sources: list[str]) -> list[int]:
@@ -180,8 +218,9 @@ def fold_predictions(
     trained = copy.deepcopy(components.audio2bucket)
     trained.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     inputs = clip_inputs(data, lambda record: record.source in heldout, components.image_encoder, args)
-    train_clips = list_clips(data, NUM_FRAMES, STEP, args.window_stride, LabelLimits(),
-                             keep=lambda record: record.source in train_sources)  # fmt: skip
+    train_clips = list_clips(
+        data, NUM_FRAMES, STEP, args.window_stride, LabelLimits(), keep=lambda record: record.source in train_sources
+    )
     median = torch.tensor(np.median(np.array([clip.buckets for clip in train_clips]), axis=0), dtype=torch.float32)
     windows, clips = inputs["windows"], inputs["clips"]
     predictions = {
@@ -190,8 +229,14 @@ def fold_predictions(
         "untrained": predict(components.audio2bucket, windows, clips),
         "trained_other_audio": predict(trained, windows[other_audio(inputs["sources"])], clips),
     }
-    return {"labels": inputs["labels"], "sources": inputs["sources"], "predictions": predictions,
-            "median": median.tolist(), "train_seconds": seconds, "train_clips": len(train_clips)}  # fmt: skip
+    return {
+        "labels": inputs["labels"],
+        "sources": inputs["sources"],
+        "predictions": predictions,
+        "median": median.tolist(),
+        "train_seconds": seconds,
+        "train_clips": len(train_clips),
+    }
 
 
 def cluster_bootstrap(errors: dict[str, np.ndarray], groups: list[str], rng: np.random.Generator) -> np.ndarray:
@@ -224,8 +269,9 @@ def label_summary(labels: np.ndarray, predictions: dict[str, np.ndarray], groups
         verdict = f"worse than the median: MAE {-gain:.1f} % higher (95 % CI of the gain {low:.1f}..{high:.1f} %)"
     else:
         verdict = f"no clear difference from the median: gain {gain:+.1f} % (95 % CI {low:.1f}..{high:.1f} %)"
-    per_video = {name: {p: float(errors[p][np.array(groups) == name].mean()) for p in PREDICTORS}
-                 for name in sorted(set(groups))}  # fmt: skip
+    per_video = {
+        name: {p: float(errors[p][np.array(groups) == name].mean()) for p in PREDICTORS} for name in sorted(set(groups))
+    }
     result.update(gain_pct=gain, gain_ci95=[low, high], verdict=verdict, per_video=per_video)
     return result
 
@@ -240,11 +286,20 @@ def summarize(folds: list[dict], seed: int) -> dict:
         "heldout_clips": len(labels),
         "heldout_videos": len(set(groups)),
         "train_seconds": sum(fold["train_seconds"] for fold in folds),
-        "folds": [{"heldout": sorted(set(fold["sources"])), "median": fold["median"],
-                   "train_clips": fold["train_clips"], "train_seconds": fold["train_seconds"]} for fold in folds],
-        "labels": {label: label_summary(labels[:, c], {p: v[:, c] for p, v in predictions.items()}, groups, seed)
-                   for c, label in enumerate(LABELS)},
-    }  # fmt: skip
+        "folds": [
+            {
+                "heldout": sorted(set(fold["sources"])),
+                "median": fold["median"],
+                "train_clips": fold["train_clips"],
+                "train_seconds": fold["train_seconds"],
+            }
+            for fold in folds
+        ],
+        "labels": {
+            label: label_summary(labels[:, c], {p: v[:, c] for p, v in predictions.items()}, groups, seed)
+            for c, label in enumerate(LABELS)
+        },
+    }
 
 
 def audio_share(data: Path) -> float:
@@ -263,15 +318,19 @@ def spread(runs: list[dict]) -> dict:
     for label in LABELS:
         mae = [run["labels"][label]["trained"]["mae"] for run in runs]
         gain = [run["labels"][label]["gain_pct"] for run in runs]
-        result[label] = {"trained_mae": [float(np.mean(mae)), min(mae), max(mae)],
-                         "gain_pct": [float(np.mean(gain)), min(gain), max(gain)]}  # fmt: skip
+        result[label] = {
+            "trained_mae": [float(np.mean(mae)), min(mae), max(mae)],
+            "gain_pct": [float(np.mean(gain)), min(gain), max(gain)],
+        }
     return result
 
 
 def print_table(result: dict) -> None:
     for run in result["runs"]:
-        print(f"\nseed {run['seed']}: {run['heldout_clips']} held-out clips of {run['heldout_videos']} videos "
-              f"({len(run['folds'])} fold(s), {run['train_seconds']:.0f} s of training)")  # fmt: skip
+        print(
+            f"\nseed {run['seed']}: {run['heldout_clips']} held-out clips of {run['heldout_videos']} videos "
+            f"({len(run['folds'])} fold(s), {run['train_seconds']:.0f} s of training)"
+        )
         print(f"{'label':<12} {'predictor':<20} {'MAE':>7} {'SE clips':>9} {'95% CI videos':>16}")
         for label, summary in run["labels"].items():
             for p in PREDICTORS:
@@ -282,8 +341,10 @@ def print_table(result: dict) -> None:
     if len(result["runs"]) > 1:
         for label, values in result["spread"].items():
             mae, gain = values["trained_mae"], values["gain_pct"]
-            print(f"{label}: trained MAE mean {mae[0]:.2f} (min {mae[1]:.2f}, max {mae[2]:.2f}) over seeds; gain "
-                  f"{gain[0]:+.1f} % (min {gain[1]:+.1f}, max {gain[2]:+.1f})")  # fmt: skip
+            print(
+                f"{label}: trained MAE mean {mae[0]:.2f} (min {mae[1]:.2f}, max {mae[2]:.2f}) over seeds; gain "
+                f"{gain[0]:+.1f} % (min {gain[1]:+.1f}, max {gain[2]:+.1f})"
+            )
     print(f"\naudio-dependent share of the Whisper input: {100 * result['audio_share']:.1f} %")
 
 
@@ -295,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     folds = source_folds(sources, args.folds, args.heldout_share)
     runs = []
     for seed in range(args.seed, args.seed + args.repeats):
-        results = [fold_predictions(args, args.data, heldout, components, seed, args.output / f"seed{seed}-fold{k}")
-                   for k, heldout in enumerate(folds)]  # fmt: skip
+        results = [
+            fold_predictions(args, args.data, heldout, components, seed, args.output / f"seed{seed}-fold{k}")
+            for k, heldout in enumerate(folds)
+        ]
         runs.append(summarize(results, seed))
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     result = {"settings": settings, "runs": runs, "spread": spread(runs), "audio_share": audio_share(args.data)}

@@ -86,11 +86,15 @@ def main() -> None:
             print(rows[-1], flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(rows, indent=1))
-    print("| clip | frames | pixel error mean / worst frame (0-255) | control: one raw frame late | audio "
-          "correlation | x real time |\n|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| clip | frames | pixel error mean / worst frame (0-255) | control: one raw frame late | audio "
+        "correlation | x real time |\n|---|---|---|---|---|---|"
+    )
     for row in rows:
-        print(f"| {row['clip']} | {row['frames']} | {row['mad_mean']} / {row['mad_worst']} | "
-              f"{row['mad_one_frame_late']} | {row['audio_corr']} | {row['x_real_time']} |")  # fmt: skip
+        print(
+            f"| {row['clip']} | {row['frames']} | {row['mad_mean']} / {row['mad_worst']} | "
+            f"{row['mad_one_frame_late']} | {row['audio_corr']} | {row['x_real_time']} |"
+        )
 
 
 if __name__ == "__main__":

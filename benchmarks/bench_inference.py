@@ -70,8 +70,13 @@ def run_generation(args: argparse.Namespace) -> None:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    pipe.write_video(args.output, args.image, (synthetic_speech(args.seconds), SAMPLE_RATE),
-                     min_resolution=args.resolution, num_inference_steps=args.steps)  # fmt: skip
+    pipe.write_video(
+        args.output,
+        args.image,
+        (synthetic_speech(args.seconds), SAMPLE_RATE),
+        min_resolution=args.resolution,
+        num_inference_steps=args.steps,
+    )
     total = time.perf_counter() - start
     print(f"{args.seconds:.1f} s of audio, {args.resolution} px, {args.steps} steps, {args.dtype} on {args.device}")
     for name, seconds in sorted(stages.items(), key=lambda item: -item[1]):

@@ -31,8 +31,9 @@ REAL_CLIPS = ROOT.parent / "shared" / "data" / "real_talking"
 
 def run(input_dir: Path, output: Path, checkpoint: Path, resolution: int, workers: int) -> dict:
     """Preprocesses ``input_dir`` and returns the totals, the per-clip table and the labels of every window."""
-    config = PreprocessConfig(input=str(input_dir), output=str(output), checkpoint=str(checkpoint),
-                              resolution=resolution, workers=workers)  # fmt: skip
+    config = PreprocessConfig(
+        input=str(input_dir), output=str(output), checkpoint=str(checkpoint), resolution=resolution, workers=workers
+    )
     summary = preprocess_dataset(config)
     limits = config
     processed = read_jsonl(output / PROCESSED)
@@ -49,14 +50,21 @@ def run(input_dir: Path, output: Path, checkpoint: Path, resolution: int, worker
     }
     records = read_manifest(output)
     durations = np.array([record.num_frames / 25 for record in records])
-    return {"totals": totals, "clips": per_source(output, limits), "labels": dataset_labels(output, records),
-            "limits": limits, "durations": durations}  # fmt: skip
+    return {
+        "totals": totals,
+        "clips": per_source(output, limits),
+        "labels": dataset_labels(output, records),
+        "limits": limits,
+        "durations": durations,
+    }
 
 
 def markdown(results: list[dict]) -> str:
     """One row per clip and resolution: frames in segments, usable windows, medians; then the totals."""
-    lines = ["| clip | px | frames in segments | usable windows | head median | expression median |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| clip | px | frames in segments | usable windows | head median | expression median |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in results:
         resolution = result["totals"]["resolution"]
         for source, row in sorted(result["clips"].items()):
@@ -64,9 +72,11 @@ def markdown(results: list[dict]) -> str:
                 lines.append(f"| {source} | {resolution} | {row['segment_frames']} / {row['frames']} | - | - | - |")
                 continue
             share = row["usable_windows"] / row["windows"]
-            lines.append(f"| {source} | {resolution} | {row['segment_frames']} / {row['frames']} | "
-                         f"{row['usable_windows']} / {row['windows']} ({share:.0%}) | {row['translation_median']} | "
-                         f"{row['expression_median']} |")  # fmt: skip
+            lines.append(
+                f"| {source} | {resolution} | {row['segment_frames']} / {row['frames']} | "
+                f"{row['usable_windows']} / {row['windows']} ({share:.0%}) | {row['translation_median']} | "
+                f"{row['expression_median']} |"
+            )
     for result in results:
         lines.append(f"\n{json.dumps(result['totals'])}")
     return "\n".join(lines)

@@ -91,15 +91,32 @@ def split_video(video: Path, heldout_seconds: float, raw: Path) -> tuple[Path, P
     duration = read_video_info(video).duration
     cut = duration - heldout_seconds
     if cut < heldout_seconds:
-        raise SystemExit(f"error: {video} lasts {duration:.1f} s: too short to train on more than the held-out "
-                         f"{heldout_seconds} s")  # fmt: skip
+        raise SystemExit(
+            f"error: {video} lasts {duration:.1f} s: too short to train on more than the held-out {heldout_seconds} s"
+        )
     parts = {"train": ["-t", f"{cut:.3f}"], "heldout": ["-ss", f"{cut:.3f}"]}
     paths = []
     for name, window in parts.items():
         path = raw / name / video.name
         path.parent.mkdir(parents=True, exist_ok=True)
-        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(video), *window,
-                   "-c:v", "libx264", "-crf", "12", "-c:a", "aac", "-b:a", "192k", str(path)]  # fmt: skip
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            *window,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "12",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+            str(path),
+        ]
         subprocess.run(command, check=True)
         paths.append(path)
     return paths[0], paths[1], cut
@@ -109,8 +126,9 @@ def preprocess(raw: Path, output: Path, checkpoint: Path, resolution: int) -> Pa
     from sonic.config import PreprocessConfig
     from sonic.data.preprocess import preprocess_dataset
 
-    summary = preprocess_dataset(PreprocessConfig(input=str(raw.parent), output=str(output),
-                                                  checkpoint=str(checkpoint), resolution=resolution))  # fmt: skip
+    summary = preprocess_dataset(
+        PreprocessConfig(input=str(raw.parent), output=str(output), checkpoint=str(checkpoint), resolution=resolution)
+    )
     if not summary["segments"]:
         raise SystemExit(f"error: preprocessing {raw} gave no usable segment (see {output}/failures.jsonl)")
     return output
@@ -118,14 +136,45 @@ def preprocess(raw: Path, output: Path, checkpoint: Path, resolution: int) -> Pa
 
 def train(args: argparse.Namespace, checkpoint: Path, train_data: Path, heldout_data: Path, run: Path) -> float:
     """Runs sonic_training.py; returns its wall time in seconds."""
-    command = [sys.executable, str(ROOT / "sonic_training.py"), "--init_from", str(checkpoint),
-               "--data_root", str(train_data), "--validation_data", str(heldout_data), "--output_dir", str(run),
-               "--resolution", str(args.resolution), "--num_frames", str(args.num_frames), "--window_stride", "2",
-               "--max_train_steps", str(args.steps), "--validation_steps", str(max(args.steps // args.validations, 1)),
-               "--learning_rate", str(args.learning_rate), "--lr_warmup_steps", "0",
-               "--mouth_loss_weight", str(args.mouth_weight), "--seed", str(args.seed), "--cache_latents",
-               "--mixed_precision", "no", "--dataloader_num_workers", "0", "--report_to", "none",
-               "--checkpointing_steps", str(args.steps + 1)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "sonic_training.py"),
+        "--init_from",
+        str(checkpoint),
+        "--data_root",
+        str(train_data),
+        "--validation_data",
+        str(heldout_data),
+        "--output_dir",
+        str(run),
+        "--resolution",
+        str(args.resolution),
+        "--num_frames",
+        str(args.num_frames),
+        "--window_stride",
+        "2",
+        "--max_train_steps",
+        str(args.steps),
+        "--validation_steps",
+        str(max(args.steps // args.validations, 1)),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--lr_warmup_steps",
+        "0",
+        "--mouth_loss_weight",
+        str(args.mouth_weight),
+        "--seed",
+        str(args.seed),
+        "--cache_latents",
+        "--mixed_precision",
+        "no",
+        "--dataloader_num_workers",
+        "0",
+        "--report_to",
+        "none",
+        "--checkpointing_steps",
+        str(args.steps + 1),
+    ]
     tick = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - tick
@@ -171,11 +220,15 @@ def heldout_part(data: Path, video: Path, cut: float, vae: torch.nn.Module, args
         latents = vae.encode(pixels.float().div(127.5).sub(1).to(vae.dtype)).latent_dist.mode().float()
     mouth_points = features["landmarks"][:, list(MOUTH)].reshape(-1, 2)
     return HeldOutPart(
-        reference=frames[0], face_box=features["face_boxes"][0].tolist(), buckets=buckets,
-        context=load_audio(video), start=round(cut * SAMPLE_RATE) + record.start_frame * SAMPLES_PER_VIDEO_FRAME,
-        length=record.num_frames * SAMPLES_PER_VIDEO_FRAME, truth=latents[None] * vae.config.scaling_factor,
+        reference=frames[0],
+        face_box=features["face_boxes"][0].tolist(),
+        buckets=buckets,
+        context=load_audio(video),
+        start=round(cut * SAMPLE_RATE) + record.start_frame * SAMPLES_PER_VIDEO_FRAME,
+        length=record.num_frames * SAMPLES_PER_VIDEO_FRAME,
+        truth=latents[None] * vae.config.scaling_factor,
         mouth=mouth_map(mouth_points, record.resolution, latents),
-    )  # fmt: skip
+    )
 
 
 def mouth_map(points: torch.Tensor, side: int, latents: torch.Tensor) -> torch.Tensor:
@@ -194,11 +247,18 @@ def generation_errors(pipeline, part: HeldOutPart, audio: np.ndarray, args: argp
     from sonic.timing import SAMPLE_RATE
 
     result = pipeline(
-        part.reference, (audio, SAMPLE_RATE), min_resolution=args.resolution, face_box=part.face_box,
-        num_inference_steps=args.inference_steps, translation_bucket=part.buckets[0],
-        expression_bucket=part.buckets[1], frames_per_window=args.num_frames, interpolate=False,
-        output_type="latent", generator=torch.Generator().manual_seed(args.seed),
-    )  # fmt: skip
+        part.reference,
+        (audio, SAMPLE_RATE),
+        min_resolution=args.resolution,
+        face_box=part.face_box,
+        num_inference_steps=args.inference_steps,
+        translation_bucket=part.buckets[0],
+        expression_bucket=part.buckets[1],
+        frames_per_window=args.num_frames,
+        interpolate=False,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     error = (result.frames.float().cpu() - part.truth) ** 2
     weights = part.mouth.expand_as(error)
     return {"mse": error.mean().item(), "mouth_mse": ((error * weights).sum() / weights.sum()).item()}
@@ -218,11 +278,14 @@ def evaluate_generation(start: Path, trained: Path, part_args: tuple, args: argp
     own_untrained = generation_errors(untrained, part, part.audio(), args)
     results = {}
     for key, prefix in (("mse", ""), ("mouth_mse", "mouth_")):
-        results.update({
-            f"{prefix}untrained_mse": own_untrained[key], f"{prefix}trained_mse": offsets[0][key],
-            f"{prefix}other_audio_mse": reversed_audio[key],
-            f"{prefix}offset_mse": {shift: value[key] for shift, value in offsets.items()},
-        })  # fmt: skip
+        results.update(
+            {
+                f"{prefix}untrained_mse": own_untrained[key],
+                f"{prefix}trained_mse": offsets[0][key],
+                f"{prefix}other_audio_mse": reversed_audio[key],
+                f"{prefix}offset_mse": {shift: value[key] for shift, value in offsets.items()},
+            }
+        )
     results["buckets"] = part.buckets
     return results
 
@@ -259,8 +322,14 @@ def plot(history: list[dict], generation: dict, path: Path, title: str) -> None:
     axes[1].set(xlabel="step", ylabel="loss(other audio) - loss(own)", title="audio gap (+-2 s.e.)")
     for prefix, axis in (("", axes[2]), ("mouth_", axes[2].twinx())):
         sweep = generation[f"{prefix}offset_mse"]
-        axis.plot(list(sweep), list(sweep.values()), "-o" if not prefix else "--s", ms=3,
-                  color="C0" if not prefix else "C3", label=f"{prefix or 'whole '}latent MSE")  # fmt: skip
+        axis.plot(
+            list(sweep),
+            list(sweep.values()),
+            "-o" if not prefix else "--s",
+            ms=3,
+            color="C0" if not prefix else "C3",
+            label=f"{prefix or 'whole '}latent MSE",
+        )
         axis.axhline(generation[f"{prefix}other_audio_mse"], color="C0" if not prefix else "C3", ls=":", lw=1)
         axis.set_ylabel(f"{prefix or 'whole-frame '}MSE (dotted: reversed audio)")
     axes[2].set(xlabel="audio shift (25-fps frames, + = later)", title="generation vs truth, audio offset sweep")
@@ -285,13 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     history = read_history(args.output / "run" / "validation")
     generation = evaluate_generation(start, args.output / "run" / "released", (heldout_data, args.video, cut), args)
     results = {
-        "video": str(args.video), "args": {k: str(v) for k, v in vars(args).items()},
+        "video": str(args.video),
+        "args": {k: str(v) for k, v in vars(args).items()},
         "val_loss": [[e["step"], e["loss"]] for e in history],
         "audio_gap": [[e["step"], e["audio_gap"], e["audio_gap_se"]] for e in history],
         "audio_gap_mouth": [[e["step"], e["audio_gap_mouth"], e["audio_gap_mouth_se"]] for e in history],
         "empty_audio_gap": [[e["step"], e["empty_audio_gap"], e["empty_audio_gap_se"]] for e in history],
-        "generation": generation, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - tick,
-    }  # fmt: skip
+        "generation": generation,
+        "train_seconds": train_seconds,
+        "total_seconds": time.perf_counter() - tick,
+    }
     results["targets"] = verdict(history, generation)
     (args.output / "learning.json").write_text(json.dumps(results, indent=1))
     plot(history, generation, args.output / "learning.png", args.video.stem)

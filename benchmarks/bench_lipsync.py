@@ -35,8 +35,14 @@ from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CLIPS = ROOT.parent / "shared" / "data" / "real_talking"
-NOT_SPEECH = {"lp_d0": "no audio track", "lp_d13": "no audio track", "lp_d3": "all-zero audio",
-              "lp_d18": "all-zero audio", "lp_d19": "all-zero audio", "lp_d9": "near-silent audio"}  # fmt: skip
+NOT_SPEECH = {
+    "lp_d0": "no audio track",
+    "lp_d13": "no audio track",
+    "lp_d3": "all-zero audio",
+    "lp_d18": "all-zero audio",
+    "lp_d19": "all-zero audio",
+    "lp_d9": "near-silent audio",
+}
 
 
 def lip_sync_pairs(clips: dict[str, Clip]) -> dict:
@@ -71,26 +77,37 @@ def identity_pairs(clips: dict[str, Clip], every: int) -> dict:
         embeddings = embedder.embed(clip.frames[picked], clip.landmarks[picked])
         first[name], later[name] = embeddings[0], embeddings[1:]
     same = {name: float((later[name] @ first[name]).mean()) for name in clips}
-    pairs = [{"reference": a, "frames_of": b, "same": same[a], "different": float((later[b] @ first[a]).mean())}
-             for a in clips for b in clips if a != b]  # fmt: skip
+    pairs = [
+        {"reference": a, "frames_of": b, "same": same[a], "different": float((later[b] @ first[a]).mean())}
+        for a in clips
+        for b in clips
+        if a != b
+    ]
     return {"same": same, "pairs": pairs, **share(pairs, "same", "different")}
 
 
 def markdown(result: dict) -> str:
     """Per clip: own correlation and lag, mean swapped, own > swapped; same / mean different cosine."""
     sync, ident = result["lip_sync"], result["identity"]
-    lines = ["| clip | s read | own r | own lag s | mean swapped r | own > swapped | csim same | mean csim different |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| clip | s read | own r | own lag s | mean swapped r | own > swapped | csim same | mean csim different |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, seconds in result["seconds"].items():
         rows = [pair for pair in sync["pairs"] if pair["video"] == name]
         wins = sum(pair["own"] > pair["swapped"] for pair in rows)
         different = np.mean([pair["different"] for pair in ident["pairs"] if pair["reference"] == name])
         own = sync["own"][name]
-        lines.append(f"| {name} | {seconds:.1f} | {own['mouth_audio_corr']:.3f} | {own['mouth_audio_lag_s']:+.2f} | "
-                     f"{np.mean([pair['swapped'] for pair in rows]):.3f} | {wins}/{len(rows)} | "
-                     f"{ident['same'][name]:.3f} | {different:.3f} |")  # fmt: skip
-    lines += ["", f"own > swapped: {sync['fraction']:.1%} of {sync['counted_pairs']} pairs; "
-              f"same > different: {ident['fraction']:.1%} of {ident['counted_pairs']} pairs"]  # fmt: skip
+        lines.append(
+            f"| {name} | {seconds:.1f} | {own['mouth_audio_corr']:.3f} | {own['mouth_audio_lag_s']:+.2f} | "
+            f"{np.mean([pair['swapped'] for pair in rows]):.3f} | {wins}/{len(rows)} | "
+            f"{ident['same'][name]:.3f} | {different:.3f} |"
+        )
+    lines += [
+        "",
+        f"own > swapped: {sync['fraction']:.1%} of {sync['counted_pairs']} pairs; "
+        f"same > different: {ident['fraction']:.1%} of {ident['counted_pairs']} pairs",
+    ]
     return "\n".join(lines)
 
 
@@ -112,10 +129,16 @@ def main() -> None:
     if missing:
         raise SystemExit(f"error: no audio track in {', '.join(missing)}")
     read_s = time.perf_counter() - start
-    result = {"date": time.strftime("%Y-%m-%d"), "input": str(args.input), "excluded": NOT_SPEECH,
-              "seconds_read_at_most": args.seconds, "identity_every": args.identity_every,
-              "seconds": {name: len(clip.frames) / VIDEO_FPS for name, clip in clips.items()},
-              "lip_sync": lip_sync_pairs(clips), "identity": identity_pairs(clips, args.identity_every)}  # fmt: skip
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "input": str(args.input),
+        "excluded": NOT_SPEECH,
+        "seconds_read_at_most": args.seconds,
+        "identity_every": args.identity_every,
+        "seconds": {name: len(clip.frames) / VIDEO_FPS for name, clip in clips.items()},
+        "lip_sync": lip_sync_pairs(clips),
+        "identity": identity_pairs(clips, args.identity_every),
+    }
     result["timing_s"] = {"read": round(read_s, 1), "total": round(time.perf_counter() - start, 1)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(plain(result), indent=1))

@@ -85,9 +85,14 @@ def worker(args: argparse.Namespace) -> None:
         stages = {"denoising": 0.0}
         pipeline.denoise_step = timed(stages, "denoising", pipeline.denoise_step, config.device)
         start, cpu_start = time.perf_counter(), time.process_time()
-        pipeline.generate_video(ROOT / "examples" / "portrait.jpg", (synthetic_speech(args.seconds), SAMPLE_RATE),
-                                Path(args.result).with_suffix(".mp4"), min_resolution=args.resolution,
-                                num_inference_steps=args.steps, face_box=list(FACE))  # fmt: skip
+        pipeline.generate_video(
+            ROOT / "examples" / "portrait.jpg",
+            (synthetic_speech(args.seconds), SAMPLE_RATE),
+            Path(args.result).with_suffix(".mp4"),
+            min_resolution=args.resolution,
+            num_inference_steps=args.steps,
+            face_box=list(FACE),
+        )
         total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         record(ranks, args, {"processes": ranks.size, "total": total, "cpu": cpu, **stages})
 
@@ -102,38 +107,60 @@ def record(ranks: Ranks, args: argparse.Namespace, timings: dict[str, float]) ->
 
 
 def launch(args: argparse.Namespace, processes: int, result: Path) -> dict[str, float]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               __file__, "--worker", "--result", str(result), *forwarded(args)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        __file__,
+        "--worker",
+        "--result",
+        str(result),
+        *forwarded(args),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=not args.verbose)
     return json.loads(result.read_text())
 
 
 def forwarded(args: argparse.Namespace) -> list[str]:
-    values = {name: getattr(args, name) for name in ("checkpoint", "seconds", "resolution", "steps", "device", "dtype",
-                                                     "threads")}  # fmt: skip
+    values = {
+        name: getattr(args, name)
+        for name in ("checkpoint", "seconds", "resolution", "steps", "device", "dtype", "threads")
+    }
     return [item for name, value in values.items() if value is not None for item in (f"--{name}", str(value))]
 
 
 def report(args: argparse.Namespace, rows: list[dict[str, float]]) -> None:
-    print(f"{args.seconds:.0f} s of speech, {args.resolution} px, {args.steps} steps, {args.dtype} on {args.device}, "
-          f"{args.threads} thread(s) per process, {args.checkpoint or 'random full-size weights'}")  # fmt: skip
-    print("| Processes | total s | s per output second | denoising s | CPU s, busiest rank | speed-up: total | "
-          "denoising | CPU s | UNet bound |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"{args.seconds:.0f} s of speech, {args.resolution} px, {args.steps} steps, {args.dtype} on {args.device}, "
+        f"{args.threads} thread(s) per process, {args.checkpoint or 'random full-size weights'}"
+    )
+    print(
+        "| Processes | total s | s per output second | denoising s | CPU s, busiest rank | speed-up: total | "
+        "denoising | CPU s | UNet bound |\n|---|---|---|---|---|---|---|---|---|"
+    )
     first = rows[0]
     for row in rows:
-        print(f"| {row['processes']:.0f} | {row['total']:.1f} | {row['total'] / args.seconds:.2f} | "
-              f"{row['denoising']:.1f} | {row['cpu']:.1f} | {first['total'] / row['total']:.2f} | "
-              f"{first['denoising'] / row['denoising']:.2f} | {first['cpu'] / row['cpu']:.2f} | "
-              f"{unet_bound(args.seconds, int(row['processes'])):.2f} |")  # fmt: skip
+        print(
+            f"| {row['processes']:.0f} | {row['total']:.1f} | {row['total'] / args.seconds:.2f} | "
+            f"{row['denoising']:.1f} | {row['cpu']:.1f} | {first['total'] / row['total']:.2f} | "
+            f"{first['denoising'] / row['denoising']:.2f} | {first['cpu'] / row['cpu']:.2f} | "
+            f"{unet_bound(args.seconds, int(row['processes'])):.2f} |"
+        )
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="default: checkpoints-tiny, or random weights with --full")
     parser.add_argument("--full", action="store_true", help="GPUs at full size: 512 px, 25 steps, fp16, cuda")
-    parser.add_argument("--random-weights", action="store_true", help="full-size random weights, no checkpoint "
-                        "(the default with --full)")  # fmt: skip
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="full-size random weights, no checkpoint (the default with --full)",
+    )
     parser.add_argument("--processes", help="comma list (default: 1,2 on the CPU, 1,2,4,... up to the GPUs)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic speech")
     parser.add_argument("--resolution", type=int, default=128)

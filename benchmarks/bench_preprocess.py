@@ -139,8 +139,13 @@ def main() -> None:
         temp = Path(temp)
         checkpoint = Path(args.checkpoint) if args.checkpoint else whisper_tiny_sized(temp / "checkpoint")
         width, height = args.size
-        video = make_talking_video(temp / f"talking_{width}x{height}.mp4", seconds=args.seconds,
-                                   translate_px=10.0 * width / 1080, mouth_warp=12.0, size=(width, height))  # fmt: skip
+        video = make_talking_video(
+            temp / f"talking_{width}x{height}.mp4",
+            seconds=args.seconds,
+            translate_px=10.0 * width / 1080,
+            mouth_warp=12.0,
+            size=(width, height),
+        )
         stages = instrument()
         runs = [(stride, preset) for preset in args.presets for stride in args.strides]
         results = [run(video, checkpoint, *key, temp / f"out{key[0]}-{key[1]}", stages) for key in runs]

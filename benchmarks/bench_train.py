@@ -36,26 +36,44 @@ from sonic.training.model import (
     TrainingModels,
     components_from_svd,
     trainable_parameters,
-)  # fmt: skip
+)
 
 UNET_FORWARD_TFLOP_576x25 = 36.2
 PEAK_TFLOPS = {"H100 SXM dense bf16": 989.0, "H200 bf16 measured here": 790.0}
-SVD_VAE = {"block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
-           "layers_per_block": 2, "latent_channels": 4, "sample_size": 768}  # fmt: skip
-CLIP_H = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
-          "patch_size": 14, "image_size": 224, "projection_dim": 1024, "hidden_act": "gelu"}  # fmt: skip
+SVD_VAE = {
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "sample_size": 768,
+}
+CLIP_H = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 224,
+    "projection_dim": 1024,
+    "hidden_act": "gelu",
+}
 
 
 def full_size_components() -> SonicComponents:
     """SVD-xt-sized UNet, VAE and CLIP ViT-H/14 and whisper-tiny-sized adapters, randomly initialised."""
     whisper = WhisperModel(WhisperConfig(d_model=384, encoder_layers=4, decoder_layers=1)).get_encoder()
     return SonicComponents(
-        unet=SonicUNet(), vae=AutoencoderKLTemporalDecoder(**SVD_VAE),
+        unet=SonicUNet(),
+        vae=AutoencoderKLTemporalDecoder(**SVD_VAE),
         image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_H)),
-        scheduler=EulerDiscreteScheduler(**SCHEDULER_CONFIG), audio_encoder=whisper, feature_extractor=None,
+        scheduler=EulerDiscreteScheduler(**SCHEDULER_CONFIG),
+        audio_encoder=whisper,
+        feature_extractor=None,
         audio2token=Audio2Token(blocks=5, channels=384, intermediate_dim=ADAPTER_WIDTH, context_tokens=AUDIO_TOKENS),
-        audio2bucket=Audio2Bucket(), rife=None, face_detector=None,
-    )  # fmt: skip
+        audio2bucket=Audio2Bucket(),
+        rife=None,
+        face_detector=None,
+    )
 
 
 def random_batch(config: TrainingConfig, channels: int, blocks: int, device: str) -> dict[str, torch.Tensor]:
@@ -85,8 +103,11 @@ def benchmark(components: SonicComponents, config: TrainingConfig, device: str, 
     times = []
     for _ in range(steps + 1):  # the first step warms up (allocator, kernels) and is not counted
         start = time.perf_counter()
-        with torch.autocast(device.split(":")[0], autocast.get(config.mixed_precision, torch.float32),
-                            enabled=config.mixed_precision != "no"):  # fmt: skip
+        with torch.autocast(
+            device.split(":")[0],
+            autocast.get(config.mixed_precision, torch.float32),
+            enabled=config.mixed_precision != "no",
+        ):
             loss, _ = compute_loss(models, batch, config, generator)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
@@ -96,8 +117,12 @@ def benchmark(components: SonicComponents, config: TrainingConfig, device: str, 
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     step = sum(times[1:]) / steps
-    return {"step_s": step, "samples_per_s": config.train_batch_size / step, "trained_params_m": sum(
-        p.numel() for p in parameters) / 1e6, "peak_gb": peak_memory_gb(device)}  # fmt: skip
+    return {
+        "step_s": step,
+        "samples_per_s": config.train_batch_size / step,
+        "trained_params_m": sum(p.numel() for p in parameters) / 1e6,
+        "peak_gb": peak_memory_gb(device),
+    }
 
 
 def peak_memory_gb(device: str) -> float:
@@ -119,9 +144,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     resolution, frames = args.resolution or (576 if args.full else 64), args.frames or (25 if args.full else 4)
-    config = TrainingConfig(data_root="-", resolution=resolution, num_frames=frames, trainable=args.trainable,
-                            gradient_checkpointing=args.gradient_checkpointing, use_8bit_adam=args.use_8bit_adam,
-                            mixed_precision=args.mixed_precision or ("bf16" if args.full else "no"))  # fmt: skip
+    config = TrainingConfig(
+        data_root="-",
+        resolution=resolution,
+        num_frames=frames,
+        trainable=args.trainable,
+        gradient_checkpointing=args.gradient_checkpointing,
+        use_8bit_adam=args.use_8bit_adam,
+        mixed_precision=args.mixed_precision or ("bf16" if args.full else "no"),
+    )
     if args.device == "cpu":
         torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -131,9 +162,11 @@ def main() -> None:
         root = build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny", with_rife=False)
         components = components_from_svd(root / "stable-video-diffusion-img2vid-xt", root / "whisper-tiny")
     result = benchmark(components, config, args.device, args.steps)
-    print(f"{'full' if args.full else 'tiny'} {resolution}x{resolution}x{frames} trainable={args.trainable} "
-          f"ckpt={args.gradient_checkpointing} 8bit={args.use_8bit_adam} {config.mixed_precision} on {args.device}: "
-          + ", ".join(f"{k} {v:.3g}" for k, v in result.items()))  # fmt: skip
+    print(
+        f"{'full' if args.full else 'tiny'} {resolution}x{resolution}x{frames} trainable={args.trainable} "
+        f"ckpt={args.gradient_checkpointing} 8bit={args.use_8bit_adam} {config.mixed_precision} on {args.device}: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in result.items())
+    )
     if args.full:
         tflop = 3 * UNET_FORWARD_TFLOP_576x25 * (resolution / 576) ** 2 * frames / 25 * config.train_batch_size
         for gpu, peak in PEAK_TFLOPS.items():

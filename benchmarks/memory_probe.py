@@ -21,8 +21,14 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     speech = (0.3 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 4 * t))).astype(np.float32)
-    pipe.write_video(output, "examples/portrait.jpg", (speech, SAMPLE_RATE), min_resolution=128,
-                     face_box=(175, 76, 266, 167), num_inference_steps=1)  # fmt: skip
+    pipe.write_video(
+        output,
+        "examples/portrait.jpg",
+        (speech, SAMPLE_RATE),
+        min_resolution=128,
+        face_box=(175, 76, 266, 167),
+        num_inference_steps=1,
+    )
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

@@ -49,9 +49,13 @@ def main(root: Path) -> None:
     for name in ("audio2token", "audio2bucket"):
         state = torch.load(root / "Sonic" / f"{name}.pth", map_location="cpu", weights_only=True)
         assert {key.split(".")[0] for key in state} >= {"proj1", "proj2", "proj3"}, f"{name}.pth keys: {list(state)}"
-    summary = [f"vae {type(vae).__name__}", f"scheduler {scheduler.config.prediction_type}",
-               f"clip {clip.config.projection_dim}", f"unet.pth {len(got)} keys match",
-               f"whisper {whisper.config.d_model}x{whisper.config.encoder_layers}"]  # fmt: skip
+    summary = [
+        f"vae {type(vae).__name__}",
+        f"scheduler {scheduler.config.prediction_type}",
+        f"clip {clip.config.projection_dim}",
+        f"unet.pth {len(got)} keys match",
+        f"whisper {whisper.config.d_model}x{whisper.config.encoder_layers}",
+    ]
     print("OK: " + ", ".join(summary))
 
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(1)
+from tests.paths import EXAMPLES, FIXTURES
 
-DATA = Path(__file__).parent / "data"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+torch.set_num_threads(1)
 
 
 def read_manifest(name: str) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a released checkpoint (tests/data/manifest_*.tsv, docs/released_inference.md section 6)."""
-    rows = (line.split("\t") for line in (DATA / f"manifest_{name}.tsv").read_text().splitlines() if line)
+    """Key -> shape of a released checkpoint (tests/fixtures/manifests/, docs/released_inference.md section 6)."""
+    lines = (FIXTURES / "manifests" / f"manifest_{name}.tsv").read_text().splitlines()
+    rows = (line.split("\t") for line in lines if line)
     return {key: tuple(int(n) for n in shape.split(",")) for key, shape in rows}
 
 
@@ -42,8 +42,9 @@ def dataset(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     raw, output = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("dataset")
     make_talking_video(raw / "moving.mp4", seconds=2.5, translate_px=4.0, mouth_warp=8.0)
     make_talking_video(raw / "talking.mp4", seconds=2.5, mouth_warp=12.0)
-    preprocess_dataset(PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint),
-                                        resolution=64))  # fmt: skip
+    preprocess_dataset(
+        PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint), resolution=64)
+    )
     assert len(read_manifest(output)) == 2
     return output
 

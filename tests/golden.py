@@ -1,6 +1,6 @@
 """Golden numbers of the tiny checkpoint: what tests/test_golden.py compares against, and how to remake them.
 
-    python -m tests.golden          # rewrites tests/data/golden/ (do it on purpose, after a deliberate change)
+    python -m tests.golden          # rewrites tests/fixtures/golden/ (do it on purpose, after a deliberate change)
 
 Each quantity comes from fixed inputs, seeds and noise, so any change of a formula, a window offset or the order
 of random draws moves it:
@@ -33,10 +33,9 @@ from sonic.models.whisper import encode_audio
 from sonic.pipeline import SonicPipeline
 from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from sonic.training import loop
-from tests.conftest import EXAMPLES
 from tests.media import make_talking_video
+from tests.paths import EXAMPLES, GOLDEN
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FACE = (175.0, 76.0, 266.0, 167.0)  # dlib's box on the example portrait
 NUM_FRAMES, STEPS, RESOLUTION = 37, 2, 64
@@ -54,8 +53,16 @@ def initial_noise() -> torch.Tensor:
 @torch.no_grad()
 def pipeline_latents(components: SonicComponents) -> torch.Tensor:
     pipe = SonicPipeline.from_components(components)
-    return pipe(PORTRAIT, (speech(), SAMPLE_RATE), latents=initial_noise(), num_inference_steps=STEPS,
-                min_resolution=RESOLUTION, face_box=FACE, interpolate=False, output_type="latent").frames  # fmt: skip
+    return pipe(
+        PORTRAIT,
+        (speech(), SAMPLE_RATE),
+        latents=initial_noise(),
+        num_inference_steps=STEPS,
+        min_resolution=RESOLUTION,
+        face_box=FACE,
+        interpolate=False,
+        output_type="latent",
+    ).frames
 
 
 @torch.no_grad()
@@ -71,14 +78,26 @@ def training_losses(checkpoint: Path, work: Path) -> list[float]:
     raw, data = work / "raw", work / "data"
     make_talking_video(raw / "moving.mp4", seconds=2.5, translate_px=4.0, mouth_warp=8.0)
     make_talking_video(raw / "talking.mp4", seconds=2.5, mouth_warp=12.0)
-    preprocess_dataset(PreprocessConfig(input=str(raw), output=str(data), checkpoint=str(checkpoint),
-                                        resolution=RESOLUTION))  # fmt: skip
+    preprocess_dataset(
+        PreprocessConfig(input=str(raw), output=str(data), checkpoint=str(checkpoint), resolution=RESOLUTION)
+    )
     config = TrainingConfig(
-        model_path=str(checkpoint / SVD_DIR), whisper_path=str(checkpoint / WHISPER_DIR), data_root=str(data),
-        output_dir=str(work / "run"), resolution=RESOLUTION, num_frames=4, window_stride=7, mixed_precision="no",
-        dataloader_num_workers=0, report_to="none", lr_warmup_steps=0, learning_rate=1e-4,
-        checkpointing_steps=1000, max_train_steps=5, seed=0,
-    )  # fmt: skip
+        model_path=str(checkpoint / SVD_DIR),
+        whisper_path=str(checkpoint / WHISPER_DIR),
+        data_root=str(data),
+        output_dir=str(work / "run"),
+        resolution=RESOLUTION,
+        num_frames=4,
+        window_stride=7,
+        mixed_precision="no",
+        dataloader_num_workers=0,
+        report_to="none",
+        lr_warmup_steps=0,
+        learning_rate=1e-4,
+        checkpointing_steps=1000,
+        max_train_steps=5,
+        seed=0,
+    )
     losses = loop.train(config).losses
     return [losses[step] for step in sorted(losses)]
 

@@ -18,8 +18,8 @@ import numpy as np
 import PIL.Image
 
 from sonic.io import VideoWriter, load_audio
+from tests.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PORTRAIT, SPEECH = EXAMPLES / "portrait.jpg", EXAMPLES / "speech.wav"  # speech.wav lasts 5.5 s
 MOUTH = (222.0, 145.0)  # mouth centre in the 512-px portrait (mean of dlib landmarks 48-67)
 MOTION_HZ, SYLLABLE_HZ = 1.0, 4.0  # head sway and mouth opening frequencies
@@ -89,6 +89,12 @@ def make_talking_video(
     if sideways:
         display_clockwise(Path(path))
     return Path(path)
+
+
+def video_frames(path: str | Path) -> np.ndarray:
+    """Every frame of a video as (T, H, W, 3) uint8 RGB."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
 def display_clockwise(path: Path) -> None:

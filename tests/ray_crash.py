@@ -1,4 +1,4 @@
-"""A Ray ``worker_process_setup_hook`` for tests/test_ray.py: the first video a worker starts kills that worker
+"""A Ray ``worker_process_setup_hook`` for tests/data/test_ray.py: the first video a worker starts kills that worker
 process once (as a native crash would), so the engine's retry can be tested. The marker file records that the crash
 happened; it is named by the SONIC_TEST_CRASH_MARKER variable of the runtime environment."""
 

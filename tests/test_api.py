@@ -16,7 +16,8 @@ from sonic.config import ConfigError
 from sonic.inputs import prepare_audio
 from sonic.io import read_video_info
 from sonic_implementation import GeneratedVideo, SonicConfig, SonicPipeline, extract_audio_features, save_video
-from tests.conftest import EXAMPLES, speech_clip
+from tests.conftest import speech_clip
+from tests.paths import EXAMPLES
 
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FACE = [175.0, 76.0, 266.0, 167.0]  # dlib's box on the example portrait; skips detection where colours are swapped
@@ -93,8 +94,14 @@ def test_generate_takes_bgr_arrays_by_default(pipe, features):
 
 def test_generate_options(pipe, features):
     steps = []
-    video = pipe.generate(PORTRAIT, features, num_frames=3, on_step=lambda done, total: steps.append((done, total)),
-                          steps=2, face_box=FACE)  # fmt: skip
+    video = pipe.generate(
+        PORTRAIT,
+        features,
+        num_frames=3,
+        on_step=lambda done, total: steps.append((done, total)),
+        steps=2,
+        face_box=FACE,
+    )
     assert video.frames.shape == (3, 64, 64, 3) and video.fps == 12.5 and video.audio is None
     assert steps == [(1, 2), (2, 2)]
     whole = pipe.generate(PORTRAIT, features, face_box=FACE)

@@ -62,9 +62,11 @@ def test_yaml_booleans_are_real_ones(tmp_path):
 
 def test_every_entry_point_turns_a_config_error_into_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    for run, argv, option in ((demo_main, ["--image", "x.jpg", "--audio", "y.wav"], "inference.crop"),
-                              (sonic_preprocess.main, ["--input", "x", "--output", "y"], "preprocess.overwrite"),
-                              (sonic_training.main, ["--data_root", "d"], "training.use_ema")):  # fmt: skip
+    for run, argv, option in (
+        (demo_main, ["--image", "x.jpg", "--audio", "y.wav"], "inference.crop"),
+        (sonic_preprocess.main, ["--input", "x", "--output", "y"], "preprocess.overwrite"),
+        (sonic_training.main, ["--data_root", "d"], "training.use_ema"),
+    ):
         bad.write_text(f"{option.split('.')[1]}: 'no'\n")
         assert run(["--config", str(bad), *argv]) == 2  # every main returns its exit code
         assert capsys.readouterr().err == f"error: {option} must be true or false, got 'no'\n"
@@ -86,11 +88,14 @@ def test_aliases_and_presets_name_one_option(tmp_path):
     assert (config.min_resolution, config.dynamic_scale) == (128, 1.2)
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--max_train_steps", "-1"], "error: training.max_train_steps must be >= 1, got -1\n"),
-    (["--num_train_epochs", "0"], "error: training.num_train_epochs must be >= 1, got 0\n"),
-    (["--ema_decay", "2"], "error: training.ema_decay must be in 0..1, got 2.0\n"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max_train_steps", "-1"], "error: training.max_train_steps must be >= 1, got -1\n"),
+        (["--num_train_epochs", "0"], "error: training.num_train_epochs must be >= 1, got 0\n"),
+        (["--ema_decay", "2"], "error: training.ema_decay must be in 0..1, got 2.0\n"),
+    ],
+)
 def test_training_refuses_values_that_would_train_nothing_or_diverge(flags, message, capsys):
     assert sonic_training.main(["--data_root", "d", *flags]) == 2
     assert capsys.readouterr().err == message

@@ -36,16 +36,23 @@ def _nan_tensor(path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "name", "message"),
     [
-        (_truncate, f"{SVD}/vae/diffusion_pytorch_model.fp16.safetensors",
-         r"damaged \(.*incomplete metadata.*\); download it again:\nhf download stabilityai/stable-video-diffusion"),
+        (
+            _truncate,
+            f"{SVD}/vae/diffusion_pytorch_model.fp16.safetensors",
+            r"damaged \(.*incomplete metadata.*\); download it again:\nhf download stabilityai/stable-video-diffusion",
+        ),
         (_truncate, "whisper-tiny/model.safetensors", r"damaged .*; download it again:\nhf download openai/whisper"),
         (_not_json, f"{SVD}/scheduler/scheduler_config.json", r"damaged \(.*line 1.*\); download it again"),
         (_not_json, f"{SVD}/image_encoder/config.json", r"damaged .*; download it again"),
-        (_nan_tensor, "Sonic/unet.pth", r"damaged: tensor .* holds NaN or inf; download it again:\nhf download "
-                                        "LeonJoe13/Sonic"),
+        (
+            _nan_tensor,
+            "Sonic/unet.pth",
+            r"damaged: tensor .* holds NaN or inf; download it again:\nhf download "
+            "LeonJoe13/Sonic",
+        ),
         (_nan_tensor, "Sonic/audio2bucket.pth", r"damaged: tensor .* holds NaN or inf"),
     ],
-)  # fmt: skip
+)
 def test_a_damaged_file_is_named_with_its_download(tiny_checkpoint: Path, tmp_path: Path, damage, name, message):
     root = tmp_path / "checkpoints"
     shutil.copytree(tiny_checkpoint, root)
@@ -58,8 +65,22 @@ def test_the_cli_refuses_a_damaged_checkpoint_in_one_error(tiny_checkpoint: Path
     root = tmp_path / "checkpoints"
     shutil.copytree(tiny_checkpoint, root)
     _truncate(root / "whisper-tiny" / "model.safetensors")
-    code = sonic_demo.main(["--checkpoint", str(root), "--image", str(PORTRAIT), "--audio", str(SPEECH), "--output",
-                            str(tmp_path / "out.mp4"), "--resolution", "64", "--steps", "1"])  # fmt: skip
+    code = sonic_demo.main(
+        [
+            "--checkpoint",
+            str(root),
+            "--image",
+            str(PORTRAIT),
+            "--audio",
+            str(SPEECH),
+            "--output",
+            str(tmp_path / "out.mp4"),
+            "--resolution",
+            "64",
+            "--steps",
+            "1",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and f"error: {root / 'whisper-tiny' / 'model.safetensors'}: damaged (" in error
     assert "Traceback" not in error and not (tmp_path / "out.mp4").exists()

@@ -65,8 +65,22 @@ def test_api_num_frames_must_be_a_whole_number(num_frames) -> None:
 def test_cli_wav_with_nan_samples_is_named_before_generating(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
     wav = tmp_path / "broken.wav"
     soundfile.write(wav, np.where(np.arange(16_000) == 100, np.nan, SPEECH), 16_000, subtype="FLOAT")
-    code = sonic_demo.main(["--checkpoint", str(tiny_checkpoint), "--image", str(PORTRAIT), "--audio", str(wav),
-                            "--output", str(tmp_path / "out.mp4"), "--resolution", "64", "--steps", "1"])  # fmt: skip
+    code = sonic_demo.main(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--image",
+            str(PORTRAIT),
+            "--audio",
+            str(wav),
+            "--output",
+            str(tmp_path / "out.mp4"),
+            "--resolution",
+            "64",
+            "--steps",
+            "1",
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {wav}: the audio holds NaN or infinite samples"
     assert not (tmp_path / "out.mp4").exists()
@@ -77,10 +91,12 @@ def test_cli_wav_with_nan_samples_is_named_before_generating(tiny_checkpoint: Pa
     ("text", "message"),
     [
         ("seed: [1, 2\n", r"line 2, column 1: not valid YAML: expected ',' or '\]'"),
-        ('seed: 3\nimage: !!python/object/apply:os.system ["touch PWNED"]\n',
-         r"line 2, column 8: not valid YAML: could not determine a constructor .* \(Python object tags are refused"),
+        (
+            'seed: 3\nimage: !!python/object/apply:os.system ["touch PWNED"]\n',
+            r"line 2, column 8: not valid YAML: could not determine a constructor .* \(Python object tags are refused",
+        ),
     ],
-)  # fmt: skip
+)
 def test_yaml_that_does_not_parse_names_file_and_line(main, text: str, message: str, tmp_path: Path, capsys) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(text)

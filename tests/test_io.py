@@ -14,7 +14,7 @@ import torch
 
 from sonic.images import load_image
 from sonic.io import X264_REPRODUCIBLE_ASM, MediaError, VideoWriter, frame_to_rgb, read_video_info
-from tests.conftest import EXAMPLES
+from tests.paths import EXAMPLES
 
 SIZE = 64
 COLOUR = (200, 30, 90)
@@ -229,7 +229,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_x264_runs_without_its_avx512_kernels_for_reproducible_files(monkeypatch, tmp_path, capability):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     options = VideoWriter(tmp_path / "a.mp4", fps=25).x264_options
-    if capability == "AVX512":  # they gave different files for the same frames (tests/test_cli.py caught it)
+    if capability == "AVX512":  # they gave different files for the same frames (tests/cli/test_cli.py caught it)
         assert options["x264-params"] == f"asm={X264_REPRODUCIBLE_ASM}" and "AVX512" not in X264_REPRODUCIBLE_ASM
     else:
         assert "x264-params" not in options

@@ -13,7 +13,7 @@ from pathlib import Path
 import grimp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 def _tool(name: str) -> str:
@@ -71,8 +71,14 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle():
     graph = grimp.build_graph("sonic", exclude_type_checking_imports=True)
-    edges = {module: {imported for imported in graph.find_modules_directly_imported_by(module)
-                      if not module.startswith(f"{imported}.")} for module in graph.modules}  # fmt: skip
+    edges = {
+        module: {
+            imported
+            for imported in graph.find_modules_directly_imported_by(module)
+            if not module.startswith(f"{imported}.")
+        }
+        for module in graph.modules
+    }
     assert _cycles(edges) == []
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check can fail
 

@@ -15,7 +15,8 @@ from sonic.batch import BatchReport, Job, jobs_from_csv, writable_jobs
 from sonic.cli.demo import main
 from sonic.config import ConfigError
 from sonic.io import VideoWriter, read_video_info
-from tests.conftest import EXAMPLES, speech_clip
+from tests.conftest import speech_clip
+from tests.paths import EXAMPLES
 
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FAST = ["--resolution", "64", "--steps", "1", "--no-interpolation"]
@@ -40,10 +41,14 @@ def test_an_output_that_is_an_input_is_refused_before_the_model_loads(speech, tm
     before = speech.read_bytes()
     (tmp_path / "link.jpg").symlink_to(PORTRAIT)
     (tmp_path / "sub").mkdir()
-    for output, source in ((speech, speech), (tmp_path / "sub" / ".." / "speech.wav", speech),
-                           (tmp_path / "link.jpg", PORTRAIT)):  # fmt: skip
-        error = demo_error(capsys, "--checkpoint", tmp_path / "nowhere", "--image", PORTRAIT, "--audio", speech,
-                           "--output", output)  # fmt: skip
+    for output, source in (
+        (speech, speech),
+        (tmp_path / "sub" / ".." / "speech.wav", speech),
+        (tmp_path / "link.jpg", PORTRAIT),
+    ):
+        error = demo_error(
+            capsys, "--checkpoint", tmp_path / "nowhere", "--image", PORTRAIT, "--audio", speech, "--output", output
+        )
         assert error.startswith(f"error: {output}: the output is the input ") and "overwritten" in error, error
         assert str(source) in error
     assert speech.read_bytes() == before and (tmp_path / "link.jpg").resolve() == PORTRAIT
@@ -133,8 +138,11 @@ def test_batch_outputs_are_resolved_kept_inside_the_output_dir_and_distinct(tmp_
     with pytest.raises(ConfigError, match=r"the output .*speech\.wav is the input .*speech\.wav"):
         jobs(str(tmp_path / "speech.wav"))  # absolute, so allowed outside --output-dir, but it is the audio input
     absolute = tmp_path / "elsewhere" / "chosen.mp4"
-    assert [job.output for job in jobs("a.mp4", "sub/../b.mp4", str(absolute))] == [out / "a.mp4", out / "b.mp4",
-                                                                                   absolute]  # fmt: skip
+    assert [job.output for job in jobs("a.mp4", "sub/../b.mp4", str(absolute))] == [
+        out / "a.mp4",
+        out / "b.mp4",
+        absolute,
+    ]
 
 
 def test_batch_csv_from_a_spreadsheet_with_a_byte_order_mark_and_spaces(tmp_path):

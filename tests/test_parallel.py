@@ -24,11 +24,11 @@ from sonic.cli.demo import main
 from sonic.io import VideoWriter, read_video_info
 from sonic.parallel import Ranks, work_units
 from sonic.pipeline import SonicPipeline
-from tests.conftest import EXAMPLES, speech_clip
-from tests.test_cli import decode
+from tests.conftest import speech_clip
+from tests.media import video_frames
+from tests.paths import EXAMPLES, ROOT
 from tests.test_pipeline import FACE, FAST, PORTRAIT, features, noise
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAMES = (7, 25, 37, 80)  # 1, 1, 2 and 4 windows of 25: fewer windows than ranks, and more
 VIDEO = {**FAST, "interpolate": True, "decode_chunk_size": 8}  # RIFE on: its chunks are divided too
 SERIAL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -64,8 +64,9 @@ def generate(pipe: SonicPipeline, output: Path, num_frames: int) -> torch.Tensor
         final["latents"] = tensors["latents"].clone()
         return tensors
 
-    pipe.write_video(output, PORTRAIT, features(num_frames), latents=noise(num_frames), callback_on_step_end=keep,
-                     **VIDEO)  # fmt: skip
+    pipe.write_video(
+        output, PORTRAIT, features(num_frames), latents=noise(num_frames), callback_on_step_end=keep, **VIDEO
+    )
     return final["latents"]
 
 
@@ -105,7 +106,7 @@ def test_two_processes_give_the_latents_and_videos_of_one(tiny_checkpoint, tmp_p
             torch.testing.assert_close(result[n]["latents"], alone, rtol=0, atol=1e-5)
         assert read_video_info(shared / f"{n}.mp4").num_frames == read_video_info(tmp_path / f"{n}.mp4").num_frames
         assert read_video_info(shared / f"{n}.mp4").num_frames == 2 * n - 1
-        np.testing.assert_array_equal(decode(shared / f"{n}.mp4"), decode(tmp_path / f"{n}.mp4"))
+        np.testing.assert_array_equal(video_frames(shared / f"{n}.mp4"), video_frames(tmp_path / f"{n}.mp4"))
         # the work was divided: each rank ran part of the UNet batches and of the decoding, rank 0 alone wrote
         unet, decodes = [result[n].get("unet", 0) for result in ranks], [result[n].get("decode", 0) for result in ranks]
         assert min(unet) > 0 and max(unet) <= serial["unet"] * 2 / 3  # 3 branches of one window: batches of 2
@@ -149,22 +150,49 @@ def torchrun() -> list[str]:
 
 
 def accelerate() -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "--main_process_port", str(free_port())]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
 
 
 @pytest.mark.slow
 def test_torchrun_demo_gives_the_latents_of_one_process(tiny_checkpoint, tmp_path):
     speech = speech_clip(tmp_path / "speech.wav", seconds=1.0)  # 12 generated frames
-    inputs = ["--checkpoint", tiny_checkpoint, "--image", PORTRAIT, "--audio", speech, "--resolution", "64",
-              "--steps", "2"]  # fmt: skip
+    inputs = [
+        "--checkpoint",
+        tiny_checkpoint,
+        "--image",
+        PORTRAIT,
+        "--audio",
+        speech,
+        "--resolution",
+        "64",
+        "--steps",
+        "2",
+    ]
     two, one = tmp_path / "two", tmp_path / "one"
     done = launch(torchrun(), *inputs, "--output", two / "talk.mp4", "--save-latents", two / "latents.safetensors")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines().count(f"wrote {two / 'talk.mp4'} (2 processes)") == 1
-    assert main([str(arg) for arg in [*inputs, "--output", one / "talk.mp4", "--save-latents",
-                                      one / "latents.safetensors"]]) == 0  # fmt: skip
+    assert (
+        main(
+            [str(arg) for arg in [*inputs, "--output", one / "talk.mp4", "--save-latents", one / "latents.safetensors"]]
+        )
+        == 0
+    )
     latents = [load_file(folder / "latents.safetensors")["latents"] for folder in (two, one)]
     assert latents[0].shape == (1, 12, 4, 8, 8)
     torch.testing.assert_close(latents[0], latents[1], rtol=0, atol=1e-5)
@@ -181,8 +209,22 @@ def test_accelerate_batch_writes_every_video_once(tiny_checkpoint, tmp_path):
     for seconds, name in enumerate(names, start=1):
         (images / f"{name}.jpg").write_bytes((EXAMPLES / "portrait.jpg").read_bytes())
         speech_clip(audios / f"{name}.wav", seconds=0.5 * seconds)
-    done = launch(accelerate(), "--checkpoint", tiny_checkpoint, "--image-dir", images, "--audio-dir", audios,
-                  "--output-dir", out, "--resolution", "64", "--steps", "1", "--no-interpolation")  # fmt: skip
+    done = launch(
+        accelerate(),
+        "--checkpoint",
+        tiny_checkpoint,
+        "--image-dir",
+        images,
+        "--audio-dir",
+        audios,
+        "--output-dir",
+        out,
+        "--resolution",
+        "64",
+        "--steps",
+        "1",
+        "--no-interpolation",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for job, name in enumerate(names):  # job i on rank i % 2, written once

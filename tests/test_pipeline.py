@@ -18,7 +18,7 @@ from sonic.io import MediaError, VideoWriter, read_video_info
 from sonic.models.whisper import AudioFeatures
 from sonic.pipeline import SonicPipeline
 from sonic.timing import SAMPLE_RATE
-from tests.conftest import EXAMPLES
+from tests.paths import EXAMPLES
 
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FACE = (175.0, 76.0, 266.0, 167.0)  # dlib's box on the example portrait
@@ -68,8 +68,9 @@ def reference_loop(pipe: SonicPipeline, audio: AudioFeatures, start_noise: torch
 
             def unet(c, lat, tokens, scaled=scaled, time_ids=time_ids, idx=idx, t=t):
                 sample = torch.cat([scaled, lat[:, None].expand(-1, length, -1, -1, -1)], dim=2)
-                return pipe.unet(sample, t, c[:, None], time_ids, audio_tokens=tokens[idx][None],
-                                 face_mask=ref.face_mask).sample  # fmt: skip
+                return pipe.unet(
+                    sample, t, c[:, None], time_ids, audio_tokens=tokens[idx][None], face_mask=ref.face_mask
+                ).sample
 
             v_u = unet(torch.zeros_like(clip), torch.zeros_like(image_latent), uncond)
             v_d = unet(clip, image_latent, uncond)

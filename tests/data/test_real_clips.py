@@ -24,8 +24,8 @@ from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
 from sonic.training import loop
 from tests.media import PORTRAIT
+from tests.paths import REAL_CLIPS
 
-REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_talking"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"real clips not found at {REAL_CLIPS}"),
@@ -33,8 +33,9 @@ pytestmark = [
 
 
 def preprocessed(tiny_checkpoint: Path, output: Path, resolution: int) -> tuple[dict, dict]:
-    config = PreprocessConfig(input=str(REAL_CLIPS), output=str(output), checkpoint=str(tiny_checkpoint),
-                              resolution=resolution, workers=2)  # fmt: skip
+    config = PreprocessConfig(
+        input=str(REAL_CLIPS), output=str(output), checkpoint=str(tiny_checkpoint), resolution=resolution, workers=2
+    )
     summary = preprocess_dataset(config)
     return summary, per_source(output, config)
 
@@ -83,17 +84,33 @@ def test_labels_do_not_depend_on_the_dataset_resolution(real256, tiny_checkpoint
 def test_training_runs_on_real_clips_and_the_export_loads(real256, tiny_checkpoint, tmp_path):
     output, _, _ = real256
     config = TrainingConfig(
-        model_path=str(tiny_checkpoint / SVD_DIR), whisper_path=str(tiny_checkpoint / WHISPER_DIR),
-        data_root=str(output), output_dir=str(tmp_path / "run"), resolution=64, num_frames=4, window_stride=50,
-        mixed_precision="no", dataloader_num_workers=0, report_to="none", lr_warmup_steps=0, max_train_steps=2,
-        checkpointing_steps=1000, seed=0,
-    )  # fmt: skip
+        model_path=str(tiny_checkpoint / SVD_DIR),
+        whisper_path=str(tiny_checkpoint / WHISPER_DIR),
+        data_root=str(output),
+        output_dir=str(tmp_path / "run"),
+        resolution=64,
+        num_frames=4,
+        window_stride=50,
+        mixed_precision="no",
+        dataloader_num_workers=0,
+        report_to="none",
+        lr_warmup_steps=0,
+        max_train_steps=2,
+        checkpointing_steps=1000,
+        seed=0,
+    )
     run = loop.train(config)
     assert sorted(run.losses) == [1, 2]
     segment = next(record for record in read_manifest(output) if record.source == "lp_d10.mp4")
     waveform, rate = soundfile.read(segment.folder(output) / AUDIO)
     soundfile.write(tmp_path / "speech.wav", waveform[: 2 * rate], rate)  # 2 s of the clip's real speech
     pipeline = SonicPipeline.from_pretrained(tmp_path / "run" / "released")
-    video = pipeline.write_video(tmp_path / "out.mp4", PORTRAIT, tmp_path / "speech.wav", min_resolution=64,
-                                 num_inference_steps=1, interpolate=False)  # fmt: skip
+    video = pipeline.write_video(
+        tmp_path / "out.mp4",
+        PORTRAIT,
+        tmp_path / "speech.wav",
+        min_resolution=64,
+        num_inference_steps=1,
+        interpolate=False,
+    )
     assert read_video_info(video).num_frames == 25

@@ -17,8 +17,7 @@ from sonic.data.recipes import (
     read_hdtf,
     url_name,
 )
-
-HDTF = Path(__file__).resolve().parents[2] / "shared" / "data" / "hdtf"
+from tests.paths import HDTF
 
 
 def test_celebv_crop_follows_the_dataset_script() -> None:
@@ -52,8 +51,12 @@ def test_hdtf_subset_files_with_their_quirks(tmp_path: Path) -> None:
     _write(tmp_path / "WDA_crop_ratio.txt", "Kim_0.mp4 1.2\n")
     recipe = read_hdtf(tmp_path)
     kim, lee = recipe.clips
-    assert (kim.key, kim.video, kim.url, kim.span_s) == ("hdtf/WDA/Kim_0", "Kim", "https://www.youtube.com/watch?v=abc",
-                                                         (5.0, 70.0))  # fmt: skip
+    assert (kim.key, kim.video, kim.url, kim.span_s) == (
+        "hdtf/WDA/Kim_0",
+        "Kim",
+        "https://www.youtube.com/watch?v=abc",
+        (5.0, 70.0),
+    )
     assert kim.window == PixelWindow(300, 40, 480, 480, 720) and kim.attributes == {"subset": "WDA", "crop_ratio": 1.2}
     assert lee.span_s == (3600.0, 3604.0) and lee.window.listed_height == 0
     (problem,) = recipe.problems
@@ -80,12 +83,19 @@ def test_published_hdtf_annotations() -> None:
 
 
 def _celebv_info(path: Path) -> Path:
-    clip = {"ytb_id": "vid1", "duration": {"start_sec": 1.239, "end_sec": 6.5},
-            "bbox": {"top": 0.1, "bottom": 0.5, "left": 0.2, "right": 0.6},
-            "attributes": {"appearance": [1, 0], "action": [0, 1, 1], "emotion": {"sep_flag": False,
-                                                                                 "labels": "neutral"}}}  # fmt: skip
-    angry = {**clip, "attributes": {"action": [0, 1, 0], "emotion": {"sep_flag": True, "labels": [
-        {"emotion": "anger", "start_sec": 0, "end_sec": 1}]}}}  # fmt: skip
+    clip = {
+        "ytb_id": "vid1",
+        "duration": {"start_sec": 1.239, "end_sec": 6.5},
+        "bbox": {"top": 0.1, "bottom": 0.5, "left": 0.2, "right": 0.6},
+        "attributes": {"appearance": [1, 0], "action": [0, 1, 1], "emotion": {"sep_flag": False, "labels": "neutral"}},
+    }
+    angry = {
+        **clip,
+        "attributes": {
+            "action": [0, 1, 0],
+            "emotion": {"sep_flag": True, "labels": [{"emotion": "anger", "start_sec": 0, "end_sec": 1}]},
+        },
+    }
     silent = {**clip, "ytb_id": "vid2", "attributes": {"action": [1, 0, 0]}}
     meta = {"appearance_mapping": ["blurry", "smiling"], "action_mapping": ["blink", "talk", "head_wagging"]}
     path.write_text(json.dumps({"meta_info": meta, "clips": {"vid1_0": clip, "vid1_1": angry, "vid2_0": silent}}))
@@ -110,20 +120,39 @@ def test_celebvhq_file_without_clips_is_refused(tmp_path: Path) -> None:
 
 
 def test_clip_list_csv_and_jsonl(tmp_path: Path) -> None:
-    csv_file = _write(tmp_path / "mine.csv", 'clip_id,video,start,end,crop,speaker\n'
-                      'a,raw/one.mp4,1,3.5,"10 20 300 300",ann\n'
-                      'b,https://www.youtube.com/watch?v=XYZ&t=6s,,,,bob\n', bom=True)  # fmt: skip
+    csv_file = _write(
+        tmp_path / "mine.csv",
+        "clip_id,video,start,end,crop,speaker\n"
+        'a,raw/one.mp4,1,3.5,"10 20 300 300",ann\n'
+        "b,https://www.youtube.com/watch?v=XYZ&t=6s,,,,bob\n",
+        bom=True,
+    )
     first, second = read_clip_list(csv_file).clips
-    assert (first.key, first.video, first.span_s, first.window) == ("mine/a", "raw/one.mp4", (1.0, 3.5),
-                                                                    PixelWindow(10, 20, 300, 300))  # fmt: skip
+    assert (first.key, first.video, first.span_s, first.window) == (
+        "mine/a",
+        "raw/one.mp4",
+        (1.0, 3.5),
+        PixelWindow(10, 20, 300, 300),
+    )
     assert first.attributes == {"speaker": "ann"}
-    assert (second.video, second.url, second.span_s, second.window) == ("XYZ", "https://www.youtube.com/watch?v="
-                                                                        "XYZ&t=6s", None, None)  # fmt: skip
-    jsonl = _write(tmp_path / "vox.jsonl", '{"clip_id": "c", "video": "file:///data/id1/x.mp4", "start": 0, '
-                   '"end": 2, "crop": [0, 0, 64, 64], "dataset": "voxceleb2"}\n\n')  # fmt: skip
+    assert (second.video, second.url, second.span_s, second.window) == (
+        "XYZ",
+        "https://www.youtube.com/watch?v=XYZ&t=6s",
+        None,
+        None,
+    )
+    jsonl = _write(
+        tmp_path / "vox.jsonl",
+        '{"clip_id": "c", "video": "file:///data/id1/x.mp4", "start": 0, '
+        '"end": 2, "crop": [0, 0, 64, 64], "dataset": "voxceleb2"}\n\n',
+    )
     (clip,) = read_clip_list(jsonl).clips
-    assert (clip.key, clip.video, clip.url, clip.window) == ("voxceleb2/c", "x", "file:///data/id1/x.mp4",
-                                                             PixelWindow(0, 0, 64, 64))  # fmt: skip
+    assert (clip.key, clip.video, clip.url, clip.window) == (
+        "voxceleb2/c",
+        "x",
+        "file:///data/id1/x.mp4",
+        PixelWindow(0, 0, 64, 64),
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,9 @@ from sonic.data.ledger import DatasetWriteError, write_atomic, write_failure
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import MediaError
 from tests.media import make_talking_video
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.slow  # subprocess preprocessing runs
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +48,28 @@ def lines(path: Path) -> list[dict]:
         (64, 30_000, "libsndfile system error"),  # a 6-KB video passes; the 79-KB audio.wav does not
     ],
 )
-def test_a_file_size_limit_stops_the_run_and_a_rerun_completes(raw, tiny_checkpoint, tmp_path, resolution, limit,
-                                                                reason):  # fmt: skip
+def test_a_file_size_limit_stops_the_run_and_a_rerun_completes(
+    raw, tiny_checkpoint, tmp_path, resolution, limit, reason
+):
     output = tmp_path / "dataset"
     flags = ["--input", raw, "--output", output, "--checkpoint", tiny_checkpoint, "--resolution", resolution]
-    done = subprocess.run([sys.executable, ROOT / "sonic_preprocess.py", *map(str, flags)], cwd=ROOT, text=True,
-                          capture_output=True, timeout=600, preexec_fn=lambda: limit_file_size(limit))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, ROOT / "sonic_preprocess.py", *map(str, flags)],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        preexec_fn=lambda: limit_file_size(limit),
+    )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert len(errors) == 1 and errors[0].startswith(f"error: cannot write {output}") and reason in errors[0], errors
     assert lines(output / PROCESSED) == [] and lines(output / FAILURES) == [] and lines(output / MANIFEST) == []
     assert list((output / SEGMENTS).iterdir()) == [] and not list(output.rglob("*.partial"))
 
-    summary = preprocess_dataset(PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint),
-                                                  resolution=resolution))  # fmt: skip
+    summary = preprocess_dataset(
+        PreprocessConfig(input=str(raw), output=str(output), checkpoint=str(tiny_checkpoint), resolution=resolution)
+    )
     assert summary["run"]["videos"] == 1 and summary["segments"] == 1 and summary["failures"] == {}
     assert [row["source"] for row in lines(output / PROCESSED)] == ["talk.mp4"]
 
@@ -82,8 +89,12 @@ def test_write_errors_are_told_apart_from_bad_sources(tmp_path):
         except MediaError as wrapped:
             found = write_failure(wrapped, output)
         assert found is not None and message in str(found), (error, found)
-    for error in (OSError(errno.EACCES, "Permission denied", str(source)), MediaError(f"{source}: truncated"),
-                  OSError(errno.EIO, "Input/output error"), ValueError("a bug")):  # fmt: skip
+    for error in (
+        OSError(errno.EACCES, "Permission denied", str(source)),
+        MediaError(f"{source}: truncated"),
+        OSError(errno.EIO, "Input/output error"),
+        ValueError("a bug"),
+    ):
         assert write_failure(error, output) is None, error
 
 

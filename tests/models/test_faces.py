@@ -21,11 +21,12 @@ from sonic.models.faces import (
     nms,
     yolo_input_size,
 )
+from tests.paths import EXAMPLES
 
 # The fake YOLO net has to be TorchScript, like the released yoloface_v5m.pt.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.* is deprecated:DeprecationWarning")
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "examples" / "portrait.jpg"
+PORTRAIT = EXAMPLES / "portrait.jpg"
 RGB = (200.0, 100.0, 50.0)  # distinct channel values reveal a BGR/RGB swap or a missing /255
 
 

@@ -21,8 +21,7 @@ from sonic.data.ledger import DatasetBusyError, Ledger
 from sonic.data.preprocess import preprocess_dataset
 from sonic.io import VideoWriter
 from tests.media import make_talking_video
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +30,18 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(tiny_checkpoint: Path, source: Path, output: Path, **values) -> PreprocessConfig:
-    return PreprocessConfig(input=str(source), output=str(output), checkpoint=str(tiny_checkpoint), resolution=64,
-                            **values)  # fmt: skip
+    return PreprocessConfig(
+        input=str(source), output=str(output), checkpoint=str(tiny_checkpoint), resolution=64, **values
+    )
 
 
 def test_a_run_on_a_shard_another_run_holds_is_refused(talk, tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
     with Ledger(tmp_path / "out", (0, 1)):
         with pytest.raises(DatasetBusyError, match=r"out is being written by another preprocessing run \(pid \d+ on"):
             preprocess_dataset(_config(tiny_checkpoint, talk, tmp_path / "out"))
-        code = sonic_preprocess.main(["--input", str(talk), "--output", str(tmp_path / "out"), "--checkpoint",
-                                      str(tiny_checkpoint)])  # fmt: skip
+        code = sonic_preprocess.main(
+            ["--input", str(talk), "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint)]
+        )
         assert code == 2 and capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "out" / MANIFEST).exists()
 
@@ -65,10 +66,22 @@ def test_a_waiting_run_starts_when_the_holder_is_done(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_concurrent_runs_give_the_dataset_of_one(talk, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "sonic_preprocess.py"), "--input", str(talk.parent), "--output",
-               str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint), "--resolution", "64"]  # fmt: skip
-    runs = [subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-            for _ in range(2)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "sonic_preprocess.py"),
+        "--input",
+        str(talk.parent),
+        "--output",
+        str(tmp_path / "out"),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--resolution",
+        "64",
+    ]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        for _ in range(2)
+    ]
     results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
     assert sorted(code for code, _ in results)[0] == 0
     assert all(

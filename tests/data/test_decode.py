@@ -26,8 +26,9 @@ def test_variable_frame_rate_is_resampled_to_the_nearest_timestamp(tmp_path):
 
 def test_yuv_reads_match_the_rgb_conversion(tmp_path):
     portrait = cv2.resize(np.asarray(PIL.Image.open(PORTRAIT).convert("RGB")), (200, 300), interpolation=cv2.INTER_AREA)
-    limited, full = (av.VideoFrame.from_ndarray(portrait, format="rgb24").reformat(format=name)
-                     for name in ("yuv420p", "yuvj420p"))  # fmt: skip
+    limited, full = (
+        av.VideoFrame.from_ndarray(portrait, format="rgb24").reformat(format=name) for name in ("yuv420p", "yuvj420p")
+    )
     rgb = to_rgb(limited)
     expected_grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     for frame in (limited, full):

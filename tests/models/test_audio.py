@@ -18,8 +18,8 @@ from sonic.inputs import prepare_audio
 from sonic.io import MediaError, load_audio
 from sonic.models.whisper import CHUNK_SAMPLES, encode_audio
 from sonic.timing import SAMPLE_RATE
-from tests.conftest import EXAMPLES
 from tests.media import make_talking_video, transcode
+from tests.paths import EXAMPLES
 
 
 @pytest.fixture

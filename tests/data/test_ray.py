@@ -13,10 +13,10 @@ from sonic.data.layout import MANIFEST, SEGMENTS, load_features
 from sonic.data.preprocess import preprocess_dataset
 from sonic.data.verify import verify_dataset
 from tests.media import make_talking_video
+from tests.paths import ROOT
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,9 @@ def manifest(output: Path) -> dict[str, dict]:
 
 
 def run(clips: Path, output: Path, checkpoint: Path, engine: str) -> dict:
-    config = PreprocessConfig(input=str(clips), output=str(output), checkpoint=str(checkpoint), resolution=64,
-                              engine=engine, workers=2)  # fmt: skip
+    config = PreprocessConfig(
+        input=str(clips), output=str(output), checkpoint=str(checkpoint), resolution=64, engine=engine, workers=2
+    )
     return preprocess_dataset(config)
 
 
@@ -43,8 +44,12 @@ def test_ray_engine_writes_the_local_dataset_and_retries_a_killed_worker(clips, 
     run(clips, local, tiny_checkpoint, "local")
     marker = tmp_path / "crashed"
     env = {"SONIC_TEST_CRASH_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env, "worker_process_setup_hook": "tests.ray_crash.setup"})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env, "worker_process_setup_hook": "tests.ray_crash.setup"},
+    )
     try:
         summary = run(clips, remote, tiny_checkpoint, "ray")
     finally:

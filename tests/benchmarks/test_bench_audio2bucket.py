@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,8 +13,8 @@ from sonic.conditioning import to_buckets
 from sonic.data.dataset import held_out
 from sonic.models.audio_adapters import Audio2Bucket
 from sonic.training.bucket import window_buckets
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("bench_audio2bucket", ROOT / "benchmarks" / "bench_audio2bucket.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
@@ -28,8 +27,9 @@ def test_window_buckets_is_what_the_pipeline_conditions_a_window_on():
     with torch.no_grad():
         batched = window_buckets(model, windows, clips)
         # SonicPipeline.encode_conditions per clip, then window_velocity's mean over the window's frames
-        single = [to_buckets(model(windows[i][None], clips[i][None].repeat(25, 1)))[0, :, :, 0].mean(dim=0)
-                  for i in range(3)]  # fmt: skip
+        single = [
+            to_buckets(model(windows[i][None], clips[i][None].repeat(25, 1)))[0, :, :, 0].mean(dim=0) for i in range(3)
+        ]
     assert batched.shape == (3, 2)
     torch.testing.assert_close(batched, torch.stack(single))
 
@@ -66,8 +66,12 @@ def test_verdict_follows_the_bootstrap_interval():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 40, size=200).astype(float)
     groups = [f"v{i % 8}" for i in range(200)]
-    good = {"trained": labels + rng.normal(0, 1, 200), "median": np.full(200, np.median(labels)),
-            "untrained": np.full(200, 16.0), "trained_other_audio": labels[::-1]}  # fmt: skip
+    good = {
+        "trained": labels + rng.normal(0, 1, 200),
+        "median": np.full(200, np.median(labels)),
+        "untrained": np.full(200, 16.0),
+        "trained_other_audio": labels[::-1],
+    }
     summary = bench.label_summary(labels, good, groups, seed=0)
     assert summary["verdict"].startswith("beats") and summary["gain_ci95"][0] > 0
     same = {**good, "trained": good["median"]}

@@ -27,8 +27,8 @@ from sonic.evaluation.weights import I3D, INCEPTION, SYNCNET, WeightError
 from sonic.io import VideoWriter
 from sonic.models.syncnet import load_syncnet, offset_search
 from tests.media import make_talking_video
+from tests.paths import REAL_CLIPS, ROOT
 
-REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_talking"
 CLIPS = ("retalk_5.mp4", "lp_d20.mp4")  # presenter and talking clips with speech all through
 rng = np.random.default_rng(0)
 
@@ -101,8 +101,10 @@ def test_psnr_and_ssim_on_known_images():
 
 @pytest.mark.slow
 def test_lmd_is_zero_for_identical_videos_and_grows_with_a_mouth_warp(tmp_path):
-    clips = {warp: read_clip(make_talking_video(tmp_path / f"w{warp}.mp4", seconds=1.2, size=256, mouth_warp=warp))
-             for warp in (0.0, 4.0, 10.0)}  # fmt: skip
+    clips = {
+        warp: read_clip(make_talking_video(tmp_path / f"w{warp}.mp4", seconds=1.2, size=256, mouth_warp=warp))
+        for warp in (0.0, 4.0, 10.0)
+    }
     assert lmd(clips[0.0].landmarks, clips[0.0].landmarks) == pytest.approx(0.0, abs=1e-9)
     assert 0.3 < lmd(clips[4.0].landmarks, clips[0.0].landmarks) < lmd(clips[10.0].landmarks, clips[0.0].landmarks)
 
@@ -174,8 +176,27 @@ def test_protocol_mode_generates_each_test_with_the_tiny_checkpoint_then_evaluat
     make_talking_video(tmp_path / "clips" / "anna.mp4", seconds=2.5, size=256)
     (tmp_path / "list.csv").write_text("id,reference,start_s,seconds,seed\nanna,clips/anna.mp4,0.2,2.0,7\n")
     out = tmp_path / "report"
-    assert main(["--protocol", str(tmp_path / "list.csv"), "--checkpoint", str(tiny_checkpoint), "--output", str(out),
-                 "--resolution", "64", "--steps", "1", "--device", "cpu", "--weights", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--protocol",
+                str(tmp_path / "list.csv"),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--output",
+                str(out),
+                "--resolution",
+                "64",
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+                "--weights",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     result = report(out)
     assert result["protocol"]["mode"] == "protocol" and result["protocol"]["generation"]["num_inference_steps"] == 1
     assert result["protocol"]["cases"][0]["seed"] == 7
@@ -188,7 +209,7 @@ def test_the_committed_protocol_list_reads_and_bad_rows_are_named(tmp_path):
     from sonic.config import ConfigError
     from sonic.evaluation.protocol import read_protocol
 
-    listed = Path(__file__).resolve().parents[1] / "configs" / "eval_protocol.csv"
+    listed = ROOT / "configs" / "eval_protocol.csv"
     root = tmp_path / "clips"
     root.mkdir()
     for line in listed.read_text().splitlines()[6:]:
@@ -229,8 +250,16 @@ def test_the_metrics_rank_a_clean_real_clip_above_it_with_flicker_and_a_frozen_s
         degraded_copy(REAL_CLIPS / name, tmp_path / "bad" / name, flicker_levels=10, freeze=(2, 27))  # voiced in both
     results = {}
     for side in ("clean", "bad"):
-        args = ["--reference", str(tmp_path / "ref"), "--generated", str(tmp_path / side), "--output",
-                str(tmp_path / f"report-{side}"), "--weights", str(tmp_path / "no-weights")]  # fmt: skip
+        args = [
+            "--reference",
+            str(tmp_path / "ref"),
+            "--generated",
+            str(tmp_path / side),
+            "--output",
+            str(tmp_path / f"report-{side}"),
+            "--weights",
+            str(tmp_path / "no-weights"),
+        ]
         assert main(args) == 0
         results[side] = report(tmp_path / f"report-{side}")
     for stem in (Path(name).stem for name in CLIPS):

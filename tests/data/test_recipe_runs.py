@@ -20,9 +20,10 @@ from sonic.data.recipes import PixelWindow
 from sonic.timing import SAMPLE_RATE
 from sonic.training.raw_data import prepare_data_root
 from tests.media import make_embedded_raw, make_talking_video
+from tests.paths import REAL_CLIPS
 from tests.training_setup import FRAMES, RESOLUTION, make_config
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_talking"
+REAL = REAL_CLIPS
 LEAD_IN, OFFSET, SIDE = 1.0, (38, 22), 384  # the synthetic clip: 384 px, placed at (38, 22) after 1 s of grey
 
 
@@ -49,8 +50,9 @@ def _cut_matches(raw: Path, placed: np.ndarray, out: Path, offset: tuple[int, in
     assert (cut.frames, cut.crop_xywh, cut.reused) == (50, (*offset, side, side), False)
     frames = [to_rgb(frame) for frame in decode_frames(out)]
     assert len(frames) == 50 and frames[0].shape == (side, side, 3)
-    errors = [np.abs(frame.astype(int) - placed[round(k / 25 * 30)].astype(int)).mean() for k, frame in
-              enumerate(frames)]  # fmt: skip
+    errors = [
+        np.abs(frame.astype(int) - placed[round(k / 25 * 30)].astype(int)).mean() for k, frame in enumerate(frames)
+    ]
     assert max(errors) < 4.0, max(errors)  # two lossy encodes; the grey lead-in or a shifted window would be > 20
     mine = read_audio(out)[:SAMPLE_RATE]
     wanted = read_audio(raw)[round(lead_in * SAMPLE_RATE) :][: len(mine)]
@@ -102,22 +104,35 @@ def test_list_recipe_with_provenance_and_a_missing_raw_video(raw, tiny_checkpoin
     folder.mkdir()
     shutil.copy(raw[0], folder / "vid1.mp4")
     listing = tmp_path / "talks.csv"
-    listing.write_text("clip_id,video,start,end,crop,speaker\n"
-                       f'a,vid1.mp4,1.0,3.5,"{OFFSET[0]} {OFFSET[1]} {SIDE} {SIDE}",kim\n'
-                       "late,vid1.mp4,2.0,8.0,,kim\n"
-                       "b,vid2.mp4,1.0,3.5,,lee\n")  # fmt: skip
+    listing.write_text(
+        "clip_id,video,start,end,crop,speaker\n"
+        f'a,vid1.mp4,1.0,3.5,"{OFFSET[0]} {OFFSET[1]} {SIDE} {SIDE}",kim\n'
+        "late,vid1.mp4,2.0,8.0,,kim\n"
+        "b,vid2.mp4,1.0,3.5,,lee\n"
+    )
     config = _config(tiny_checkpoint, recipe="list", annotations=str(listing), input=str(folder), output=str(dataset))
     summary = preprocess_dataset(config)
     (row,) = _rows(dataset, MANIFEST)
     assert row["source"] == "talks/a" and row["provenance"] == {
-        "dataset": "talks", "clip_id": "a", "raw_video": str((folder / "vid1.mp4").absolute()), "url": None,
-        "span_s": [1.0, 3.5], "crop_xywh": [*OFFSET, SIDE, SIDE], "attributes": {"speaker": "kim"}}  # fmt: skip
+        "dataset": "talks",
+        "clip_id": "a",
+        "raw_video": str((folder / "vid1.mp4").absolute()),
+        "url": None,
+        "span_s": [1.0, 3.5],
+        "crop_xywh": [*OFFSET, SIDE, SIDE],
+        "attributes": {"speaker": "kim"},
+    }
     reasons = {line["source"]: line["reason"] for line in _rows(dataset, FAILURES) if line["segment"] is None}
     assert reasons == {"talks/late": "annotation_mismatch", "talks/b": "raw_missing"}
     assert {line["source"] for line in _rows(dataset, PROCESSED)} == {"talks/a", "talks/late"}
     without = {"annotation_mismatch": 1, "raw_missing": 1}
-    assert summary["datasets"]["talks"] == {"clips": 3, "clips_with_segments": 1, "segments": 1, "hours": 0.0007,
-                                            "clips_without_segments": without}  # fmt: skip
+    assert summary["datasets"]["talks"] == {
+        "clips": 3,
+        "clips_with_segments": 1,
+        "segments": 1,
+        "hours": 0.0007,
+        "clips_without_segments": without,
+    }
     shutil.copy(raw[0], folder / "vid2.mp4")  # the missing video turns up: a rerun makes its clip, and only it
     rerun = preprocess_dataset(config)
     assert rerun["run"]["videos"] == 1 and rerun["run"]["skipped"] == 2
@@ -129,11 +144,17 @@ def test_hdtf_recipe_scales_the_window_of_another_resolution(raw, tiny_checkpoin
     annotations = tmp_path / "hdtf"
     annotations.mkdir()
     (annotations / "WRA_annotion_time.txt").write_text("vid1.mp4 00:01-00:03\n")
-    (annotations / "WRA_crop_wh.txt").write_text(f"vid1_0.mp4 {OFFSET[0] // 2} {SIDE // 2} {OFFSET[1] // 2} "
-                                                 f"{SIDE // 2}\n")  # fmt: skip
+    (annotations / "WRA_crop_wh.txt").write_text(
+        f"vid1_0.mp4 {OFFSET[0] // 2} {SIDE // 2} {OFFSET[1] // 2} {SIDE // 2}\n"
+    )
     (annotations / "WRA_resolution.txt").write_text("vid1.mp4 288\n")  # the raw video is 576 px high: scale 2
-    config = _config(tiny_checkpoint, recipe="hdtf", annotations=str(annotations), input=str(raw[0].parent),
-                     output=str(tmp_path / "dataset"))  # fmt: skip
+    config = _config(
+        tiny_checkpoint,
+        recipe="hdtf",
+        annotations=str(annotations),
+        input=str(raw[0].parent),
+        output=str(tmp_path / "dataset"),
+    )
     preprocess_dataset(config)
     (row,) = _rows(tmp_path / "dataset", MANIFEST)
     provenance = row["provenance"]
@@ -146,12 +167,16 @@ def test_download_fetches_each_raw_video_once(raw, tiny_checkpoint: Path, tmp_pa
     pytest.importorskip("yt_dlp")
     url = raw[0].absolute().as_uri()
     listing = tmp_path / "web.jsonl"
-    rows = [{"clip_id": "a", "video": url, "start": 1.0, "end": 3.5}, {"clip_id": "b", "video": url, "start": 1.2,
-            "end": 3.5}, {"clip_id": "gone", "video": (tmp_path / "nothing.mp4").as_uri()}]  # fmt: skip
+    rows = [
+        {"clip_id": "a", "video": url, "start": 1.0, "end": 3.5},
+        {"clip_id": "b", "video": url, "start": 1.2, "end": 3.5},
+        {"clip_id": "gone", "video": (tmp_path / "nothing.mp4").as_uri()},
+    ]
     listing.write_text("".join(json.dumps(row) + "\n" for row in rows))
     folder, dataset = tmp_path / "downloads", tmp_path / "dataset"
-    config = _config(tiny_checkpoint, recipe="list", annotations=str(listing), input=str(folder),
-                     output=str(dataset), download=True)  # fmt: skip
+    config = _config(
+        tiny_checkpoint, recipe="list", annotations=str(listing), input=str(folder), output=str(dataset), download=True
+    )
     summary = preprocess_dataset(config)
     assert sorted(path.name for path in folder.iterdir()) == ["vid1.mp4"]
     assert (folder / "vid1.mp4").read_bytes() == raw[0].read_bytes()
@@ -163,8 +188,11 @@ def test_download_fetches_each_raw_video_once(raw, tiny_checkpoint: Path, tmp_pa
 def test_dry_run_writes_nothing(raw, tiny_checkpoint: Path, tmp_path: Path) -> None:
     listing = tmp_path / "plan.csv"
     listing.write_text(f"clip_id,video,start,end\na,{raw[0]},1,3.5\nb,{raw[0]},0,2\nc,missing.mp4,0,4\n")
-    report = preprocess_dataset(_config(tiny_checkpoint, recipe="list", annotations=str(listing), dry_run=True,
-                                        output=str(tmp_path / "dataset")))  # fmt: skip
+    report = preprocess_dataset(
+        _config(
+            tiny_checkpoint, recipe="list", annotations=str(listing), dry_run=True, output=str(tmp_path / "dataset")
+        )
+    )
     assert not (tmp_path / "dataset").exists()
     plan = report["datasets"]["plan"]
     assert (plan["clips"], plan["raw_videos"], plan["raw_present"], plan["raw_unobtainable"]) == (3, 2, 1, 1)
@@ -172,11 +200,32 @@ def test_dry_run_writes_nothing(raw, tiny_checkpoint: Path, tmp_path: Path) -> N
 
 
 def _train_argv(tiny_checkpoint: Path, data_root: Path, output: Path) -> list[str]:
-    return ["--data_root", str(data_root), "--output_dir", str(output), "--model_path",
-            str(tiny_checkpoint / "stable-video-diffusion-img2vid-xt"), "--whisper_path",
-            str(tiny_checkpoint / "whisper-tiny"), "--resolution", str(RESOLUTION), "--num_frames", str(FRAMES),
-            "--window_stride", "7", "--mixed_precision", "no", "--dataloader_num_workers", "0", "--report_to", "none",
-            "--lr_warmup_steps", "0", "--max_train_steps", "1"]  # fmt: skip
+    return [
+        "--data_root",
+        str(data_root),
+        "--output_dir",
+        str(output),
+        "--model_path",
+        str(tiny_checkpoint / "stable-video-diffusion-img2vid-xt"),
+        "--whisper_path",
+        str(tiny_checkpoint / "whisper-tiny"),
+        "--resolution",
+        str(RESOLUTION),
+        "--num_frames",
+        str(FRAMES),
+        "--window_stride",
+        "7",
+        "--mixed_precision",
+        "no",
+        "--dataloader_num_workers",
+        "0",
+        "--report_to",
+        "none",
+        "--lr_warmup_steps",
+        "0",
+        "--max_train_steps",
+        "1",
+    ]
 
 
 @pytest.mark.slow

@@ -56,8 +56,9 @@ def test_held_out_share_splits_by_segment_id_and_is_stable():
 @pytest.fixture(scope="module")
 def models(tiny_checkpoint: Path) -> TrainingModels:
     components = load_components(tiny_checkpoint)
-    return TrainingModels(SonicDenoiser(components.unet, components.audio2token), components.vae,
-                          components.image_encoder)  # fmt: skip
+    return TrainingModels(
+        SonicDenoiser(components.unet, components.audio2token), components.vae, components.image_encoder
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,16 @@ def test_run_with_a_held_out_share_logs_plots_and_resumes(tiny_checkpoint: Path,
     segments = [record.id for record in read_manifest(dataset)]
     share = sum(split_position(s) for s in segments) / 2
     assert sum(held_out(s, share) for s in segments) == 1
-    config = make_config(tiny_checkpoint, dataset, tmp_path / "run", validation_share=share, validation_steps=2,
-                         validation_clips=2, max_train_steps=4, checkpointing_steps=2)  # fmt: skip
+    config = make_config(
+        tiny_checkpoint,
+        dataset,
+        tmp_path / "run",
+        validation_share=share,
+        validation_steps=2,
+        validation_clips=2,
+        max_train_steps=4,
+        checkpointing_steps=2,
+    )
     run = loop.train(config)
     assert {clip.segment.id for clip in run.dataset.clips} == {s for s in segments if not held_out(s, share)}
     history = read_history(tmp_path / "run" / "validation")

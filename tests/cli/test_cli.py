@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -15,9 +14,10 @@ from sonic.batch import BatchReport, Failure
 from sonic.cli.demo import main
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
-from tests.conftest import EXAMPLES, speech_clip
+from tests.conftest import speech_clip
+from tests.media import video_frames
+from tests.paths import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = EXAMPLES / "portrait.jpg"
 FAST = ["--resolution", "64", "--steps", "1", "--no-interpolation"]
 
@@ -34,16 +34,27 @@ def run_demo(*args: object) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
-def decode(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-
-
 @pytest.mark.slow
 def test_demo_writes_an_mp4_with_audio_and_user_errors_exit_2(tiny_checkpoint, speech, tmp_path):
     output = tmp_path / "new folder" / "talk.mp4"
-    done = run_demo("--checkpoint", tiny_checkpoint, "--image", PORTRAIT, "--audio", speech, "--output", output,
-                    "--motion", "moderate", "--seed", "42", "--resolution", "64", "--steps", "2")  # fmt: skip
+    done = run_demo(
+        "--checkpoint",
+        tiny_checkpoint,
+        "--image",
+        PORTRAIT,
+        "--audio",
+        speech,
+        "--output",
+        output,
+        "--motion",
+        "moderate",
+        "--seed",
+        "42",
+        "--resolution",
+        "64",
+        "--steps",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {output}" in done.stdout
     info = read_video_info(output)
@@ -100,7 +111,7 @@ def test_motion_preset_and_buckets_change_the_video(tiny_checkpoint, speech, tmp
         output = tmp_path / f"{name}.mp4"
         argv = ["--checkpoint", tiny_checkpoint, "--image", PORTRAIT, "--audio", speech, "--output", output]
         assert main([str(arg) for arg in [*argv, *FAST, *flags]]) == 0
-        return decode(output).astype(np.int16)
+        return video_frames(output).astype(np.int16)
 
     mild, again = render("mild", "--motion", "mild"), render("again", "--motion", "mild")
     intense = render("intense", "--motion", "intense")
@@ -114,12 +125,20 @@ def test_motion_preset_and_buckets_change_the_video(tiny_checkpoint, speech, tmp
 
 def test_batch_list_completes_the_good_rows(tiny_checkpoint, speech, tmp_path, capsys):
     (tmp_path / "speech.wav").write_bytes(speech.read_bytes())
-    rows = ["image,audio,output", f"{PORTRAIT},speech.wav,first.mp4", f"{PORTRAIT},gone.wav,second.mp4",
-            f"{PORTRAIT},speech.wav,"]  # fmt: skip
+    rows = [
+        "image,audio,output",
+        f"{PORTRAIT},speech.wav,first.mp4",
+        f"{PORTRAIT},gone.wav,second.mp4",
+        f"{PORTRAIT},speech.wav,",
+    ]
     (tmp_path / "jobs.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
-    code = main([str(arg) for arg in ["--checkpoint", tiny_checkpoint, "--batch", tmp_path / "jobs.csv",
-                                      "--output-dir", out, *FAST]])  # fmt: skip
+    code = main(
+        [
+            str(arg)
+            for arg in ["--checkpoint", tiny_checkpoint, "--batch", tmp_path / "jobs.csv", "--output-dir", out, *FAST]
+        ]
+    )
     assert code == 2  # the only failure is a user error
     assert sorted(path.name for path in out.iterdir()) == ["first.mp4", "portrait_speech.mp4"]
     assert read_video_info(out / "first.mp4").has_audio

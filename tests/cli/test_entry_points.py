@@ -20,8 +20,8 @@ from sonic.cli import demo as cli
 from sonic.config import InferenceConfig, TrainingConfig, config_from_args
 from sonic.downloads import check_training_sources, download_commands
 from sonic.errors import CheckpointError, MediaError, run_entry_point
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENTRY_MODULES = ["sonic_demo", "sonic_preprocess", "sonic_training"]
 PROBE = """\
@@ -126,8 +126,9 @@ def test_list_flags_take_commas_or_spaces():
 
 def test_training_without_data_root_is_one_line(capsys):
     assert sonic_training.main([]) == 2
-    assert capsys.readouterr().err.splitlines() == ["error: training.data_root is required (a folder written by "
-                                                    "sonic_preprocess.py)"]  # fmt: skip
+    assert capsys.readouterr().err.splitlines() == [
+        "error: training.data_root is required (a folder written by sonic_preprocess.py)"
+    ]
 
 
 def test_a_missing_svd_folder_lists_its_files_and_the_download_command(tmp_path, capsys):

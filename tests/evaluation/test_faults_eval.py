@@ -14,8 +14,9 @@ from tests.media import make_talking_video
 
 def test_an_output_that_is_a_file_is_refused(tmp_path: Path, capsys) -> None:
     (tmp_path / "report").write_text("taken")
-    code = sonic_eval.main(["--reference", str(tmp_path), "--generated", str(tmp_path), "--output",
-                            str(tmp_path / "report")])  # fmt: skip
+    code = sonic_eval.main(
+        ["--reference", str(tmp_path), "--generated", str(tmp_path), "--output", str(tmp_path / "report")]
+    )
     assert code == 2
     assert (
         capsys.readouterr().err.strip() == f"error: --output {tmp_path / 'report'} is a file, not a folder: name "

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from sonic.io import read_video_info
-from tests.conftest import EXAMPLES, speech_clip
+from tests.conftest import speech_clip
+from tests.paths import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow  # a Gradio server and a browser
 
-ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = EXAMPLES / "portrait.jpg"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -51,8 +51,16 @@ def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     fast = ["--resolution", "64", "--steps", "1", "--no-interpolation"]
-    command = [sys.executable, str(ROOT / "sonic_demo.py"), "--gradio", "--port", str(port), "--checkpoint",
-               str(tiny_checkpoint), *fast]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "sonic_demo.py"),
+        "--gradio",
+        "--port",
+        str(port),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        *fast,
+    ]
     with log.open("w") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     try:
@@ -74,8 +82,9 @@ def test_gradio_client_gets_a_video(app, speech):
     url, log = app
     assert f"Running on local URL:  {url.rstrip('/')}" in log.read_text()  # 127.0.0.1 unless --host
     client = Client(url, verbose=False)
-    video = client.predict(handle_file(str(PORTRAIT)), handle_file(str(speech)), "intense", True, 20, 100, 7, 1,
-                           api_name="/generate")  # fmt: skip
+    video = client.predict(
+        handle_file(str(PORTRAIT)), handle_file(str(speech)), "intense", True, 20, 100, 7, 1, api_name="/generate"
+    )
     info = read_video_info(video)
     assert info.has_audio and info.num_frames == 12 and info.fps == 12.5  # --no-interpolation: 12 frames
 
