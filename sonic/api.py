@@ -128,6 +128,7 @@ def save_video(
 
     ``audio``: an audio file or a 16 kHz mono waveform; default: the waveform a :class:`GeneratedVideo` carries.
     ``fps``: default: the :class:`GeneratedVideo`'s rate, else 25. The audio is cut to the video's length."""
+    frames: np.ndarray | Sequence[np.ndarray]
     if isinstance(video, GeneratedVideo):
         frames, fps, waveform = video.frames, fps or video.fps, video.audio
     else:

@@ -47,7 +47,7 @@ def portrait_input() -> gr.Image:
             raise gr.Error(f"{name}: not an image Sonic can read ({error.__class__.__name__}); upload a JPEG, PNG "
                            "or WebP portrait") from None  # fmt: skip
 
-    image.preprocess = preprocess
+    image.preprocess = preprocess  # type: ignore[method-assign]  # this instance's method is wrapped (docstring)
     return image
 
 
@@ -68,7 +68,7 @@ def make_handler(pipeline: SonicPipeline, output_dir: Path) -> Callable[..., str
     ) -> str:
         if not image or not audio:
             raise gr.Error("Upload a portrait and an audio clip first.")
-        overrides = {"seed": int(seed), "num_inference_steps": int(steps)}
+        overrides: dict[str, Any] = {"seed": int(seed), "num_inference_steps": int(steps)}
         if motion:  # else the config's dynamic_scale, which no preset names
             overrides["motion"] = motion
         if fix_buckets:
@@ -127,7 +127,7 @@ def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
 
 def launch(config: InferenceConfig, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
     """Loads the model once, then serves the app until interrupted; videos live in a temporary folder meanwhile."""
-    pipeline = SonicPipeline(config)
+    pipeline = SonicPipeline.from_inference_config(config)
     with tempfile.TemporaryDirectory(prefix="sonic-app-") as output_dir:
         app = build_app(pipeline, Path(output_dir))
         app.launch(

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from accelerate import init_empty_weights
@@ -51,6 +51,7 @@ from sonic.models.faces import FaceDetector, load_face_detector
 from sonic.models.rife import RIFE
 from sonic.models.unet import SonicUNet
 
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # Our export: sub-folder -> the file that marks it complete.
@@ -175,7 +176,7 @@ def load_released_unet(root: Path, dtype: torch.dtype) -> SonicUNet:
     return unet
 
 
-def _build_from_file(path: Path, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module]) -> torch.nn.Module:
+def _build_from_file(path: Path, build: Callable[[dict[str, torch.Tensor]], ModuleT]) -> ModuleT:
     """Runs a ``from_state_dict`` builder on a released ``.pth`` file, naming the file if the tensors do not fit."""
     state_dict = load_state_dict_file(path)
     try:

@@ -10,13 +10,16 @@ of the last hidden state (1 s), with zeros outside the audio.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sonic.timing import GENERATION_STEP, TOKENS_PER_VIDEO_FRAME
+
+if TYPE_CHECKING:
+    from sonic.models.audio_adapters import Audio2Token
 
 AUDIO_WINDOW = (4, 6)  # tokens before / after a frame's first token, audio2token input
 BUCKET_WINDOW = (24, 26)  # tokens before / after a frame's first token, audio2bucket input
@@ -145,7 +148,7 @@ def generation_size(width: int, height: int, min_side: int = 512) -> tuple[int, 
 # latent.
 
 
-def empty_audio_tokens(audio2token: torch.nn.Module) -> torch.Tensor:
+def empty_audio_tokens(audio2token: Audio2Token) -> torch.Tensor:
     """audio2token of an all-zero window: the (T, D) "no audio" tokens, one constant for every frame."""
     config = audio2token.config
     zeros = torch.zeros(1, 1, config.seq_len, config.blocks, config.channels, device=audio2token.device)

@@ -94,7 +94,7 @@ class ConfigBase:
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the first invalid field: each value must have its field's type
         (:mod:`sonic.config_types`) and be one of its choices. Subclasses add their own rules."""
-        hints = _field_types(type(self))
+        hints = _field_types(type(self))  # type: ignore[arg-type]  # mypy#20409: a class is hashable
         for field in dataclasses.fields(self):
             choices = field.metadata.get("choices")
             value = getattr(self, field.name)
@@ -135,7 +135,7 @@ class ConfigBase:
         renamed: dict[str, Any] = {}
         given_as: dict[str, str] = {}
         for key, value in values.items():
-            name = _aliases(cls).get(key, key)
+            name = _aliases(cls).get(key, key)  # type: ignore[arg-type]  # mypy#20409: a class is hashable
             if name in cls.presets:
                 name, value = cls.preset_value(name, value, source)
             if name in renamed:
@@ -231,13 +231,13 @@ class _JoinItems(argparse.Action):
 def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: tuple[str, ...] = ()) -> None:
     """Adds one flag per field of ``cls`` (help text and default from the field); unset flags parse to SUPPRESS.
     The config's own fields come first, those of shared bases (e.g. :class:`LabelLimits`) after them."""
-    hints = _field_types(cls)
+    hints = _field_types(cls)  # type: ignore[arg-type]  # mypy#20409: a class is hashable
     group = parser.add_argument_group(f"{cls.section} options")
     own = inspect.get_annotations(cls)  # this class's own fields, not its bases'
     for field in sorted(dataclasses.fields(cls), key=lambda field: field.name not in own):
         if not field.metadata.get("flag", True) or field.name in skip:
             continue
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         names = dict.fromkeys(f"--{spelling}" for name in (field.name, *field.metadata["aliases"])
                               for spelling in (name.replace("_", "-"), name))  # fmt: skip
         kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))

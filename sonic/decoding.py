@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
+import PIL.Image
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
 
@@ -25,6 +27,11 @@ def no_frames(vae: AutoencoderKLTemporalDecoder, latents: torch.Tensor) -> torch
     """An empty (0, 3, H, W) frame batch: a rank without a chunk in a round still takes part in its exchanges."""
     scale = 2 ** (len(vae.config.block_out_channels) - 1)
     return latents.new_empty((0, 3, latents.shape[-2] * scale, latents.shape[-1] * scale))
+
+
+def pil_frames(frames: np.ndarray) -> list[PIL.Image.Image]:
+    """(F, H, W, 3) floats in [0, 1] -> one PIL image per frame, rounded to uint8 (the pipeline's ``pil`` output)."""
+    return [PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in frames]
 
 
 def interpolate_chunk(rife: RIFE, frames: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:

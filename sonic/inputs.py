@@ -4,6 +4,7 @@ every inference entry point."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,14 +40,14 @@ class ReferenceImage:
     face_box: Box  # in the input image (after the optional crop)
 
 
-def find_face(image: np.ndarray, detector: FaceDetector | None, face_box: Box | None, name: str) -> Box:
+def find_face(image: np.ndarray, detector: FaceDetector | None, face_box: Sequence[float] | None, name: str) -> Box:
     """The user's box, else the largest detected face; a clear error when there is none."""
     if face_box is not None:
         x1, y1, x2, y2 = face_box
         height, width = image.shape[:2]
         if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
             raise ConfigError(f"face_box {face_box} is not inside the {width}x{height} image")
-        return tuple(float(v) for v in face_box)
+        return float(x1), float(y1), float(x2), float(y2)
     face = search_face(image, detector, name) if detector is not None else None
     if face is None:
         height, width = image.shape[:2]
@@ -60,7 +61,8 @@ def find_face(image: np.ndarray, detector: FaceDetector | None, face_box: Box | 
 
 def clip_input(image: PIL.Image.Image) -> torch.Tensor:
     """The whole image squashed to 224x224 (LANCZOS), then CLIP-normalised (the released preprocessing)."""
-    pixels = np.asarray(image.resize((CLIP_SIZE, CLIP_SIZE), PIL.Image.LANCZOS), dtype=np.float32) / 255.0
+    resized = image.resize((CLIP_SIZE, CLIP_SIZE), PIL.Image.Resampling.LANCZOS)
+    pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / 255.0
     pixels = (pixels - np.array(CLIP_MEAN, np.float32)) / np.array(CLIP_STD, np.float32)
     return torch.from_numpy(pixels).permute(2, 0, 1)[None]
 
@@ -69,7 +71,7 @@ def prepare_reference(
     image: str | Path | PIL.Image.Image | np.ndarray,
     detector: FaceDetector | None,
     min_resolution: int = 512,
-    face_box: Box | None = None,
+    face_box: Sequence[float] | None = None,
     crop: bool = False,
     mask_area: float = 1.1,
 ) -> ReferenceImage:
@@ -87,7 +89,8 @@ def prepare_reference(
     mask = PIL.Image.fromarray(face_mask(box, width, height, mask_area))
     size = generation_size(width, height, min_resolution)
     if size != (width, height):
-        picture, mask = picture.resize(size, PIL.Image.LANCZOS), mask.resize(size, PIL.Image.LANCZOS)
+        picture = picture.resize(size, PIL.Image.Resampling.LANCZOS)
+        mask = mask.resize(size, PIL.Image.Resampling.LANCZOS)
     pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
     mask_tensor = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
     return ReferenceImage(pixels=pixels, clip_pixels=clip_input(picture), face_mask=mask_tensor, face_box=box)
@@ -111,7 +114,7 @@ def _pair_waveform(audio: tuple) -> np.ndarray:
     if rate != SAMPLE_RATE and waveform.size and np.isfinite(waveform).all():
         import librosa
 
-        waveform = librosa.resample(waveform, orig_sr=rate, target_sr=SAMPLE_RATE)
+        waveform = librosa.resample(waveform, orig_sr=float(rate), target_sr=SAMPLE_RATE)
     return waveform
 
 

@@ -220,11 +220,11 @@ class VideoWriter:
             self._mux(self._audio_stream, chunk)
             self._samples_written = stop
 
-    def _mux(self, stream: av.stream.Stream, frame: av.VideoFrame | av.AudioFrame | None) -> None:
+    def _mux(self, stream: av.VideoStream | av.AudioStream, frame: av.VideoFrame | av.AudioFrame | None) -> None:
         """Encodes one frame (None flushes the encoder) and writes the packets; av errors name the output file."""
         assert self._container is not None
         try:
-            self._container.mux(stream.encode(frame))
+            self._container.mux(stream.encode(frame))  # type: ignore[arg-type]  # the frame is of its stream's kind
         except (av.FFmpegError, OSError) as error:
             raise output_error(error, self.path) or MediaError(
                 f"{self.path}: cannot write the video ({error})"

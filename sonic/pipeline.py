@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import PIL.Image
@@ -48,7 +48,7 @@ from sonic.conditioning import (
     to_buckets,
 )
 from sonic.config import InferenceConfig, frame_step
-from sonic.decoding import no_frames, video_chunks
+from sonic.decoding import no_frames, pil_frames, video_chunks
 from sonic.inputs import AudioInput, ReferenceImage, prepare_audio, prepare_reference
 from sonic.io import VideoWriter, check_output
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
@@ -84,7 +84,7 @@ class ConstructFromConfig(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if len(args) == 1 and not kwargs and isinstance(args[0], InferenceConfig):
-            return cls.from_inference_config(args[0])
+            return cls.from_inference_config(args[0])  # type: ignore[attr-defined]  # cls: SonicPipeline
         return super().__call__(*args, **kwargs)
 
 
@@ -316,9 +316,8 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         output_fps = self.output_fps(fps, interp)
         chunks = list(self.frame_chunks(latents, chunk, interp)) or [no_frames(self.vae, latents).cpu()]  # rank > 0
         frames = torch.cat(chunks).permute(0, 2, 3, 1).numpy()
-        if output_type == "pil":
-            frames = [PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in frames]
-        return SonicPipelineOutput(frames=frames, fps=output_fps, audio=waveform)
+        images = pil_frames(frames) if output_type == "pil" else frames
+        return SonicPipelineOutput(frames=images, fps=output_fps, audio=waveform)
 
     def write_video(
         self,
@@ -334,7 +333,7 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         the decoding is done."""
         result = self(image, audio, output_type="latent", **kwargs)
         fps = self.output_fps(result.fps, interpolate)
-        chunks = self.frame_chunks(result.frames, decode_chunk_size, interpolate)
+        chunks = self.frame_chunks(cast(torch.Tensor, result.frames), decode_chunk_size, interpolate)
         if not self.ranks.is_main:
             for _ in chunks:  # runs this rank's decoding; the frames go to rank 0
                 pass
@@ -372,7 +371,7 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
             features = first_frames(features, num_frames)
         kwargs = generation_kwargs(self.inference_config, {**(motion_buckets or {}), **overrides}, on_step)
         result = self(as_rgb(reference_image, color_order), features, output_type="np", **kwargs)
-        return GeneratedVideo(frames=rgb_frames(result.frames), fps=result.fps, audio=waveform)
+        return GeneratedVideo(frames=rgb_frames(cast(np.ndarray, result.frames)), fps=result.fps, audio=waveform)
 
     def generate_video(
         self,
@@ -394,7 +393,8 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         outputs = [output_path] if latents_path is None else [output_path, latents_path]
         for path in outputs:
             check_output(path, (image_path, audio_path))
-        kwargs, final = generation_kwargs(self.inference_config, overrides, on_step), {}
+        kwargs = generation_kwargs(self.inference_config, overrides, on_step)
+        final: dict[str, torch.Tensor] = {}
         if latents_path is not None:
             kwargs["callback_on_step_end"] = keep_latents(final, kwargs.get("callback_on_step_end"))
         path = self.write_video(output_path, as_rgb(image_path, color_order), audio_path, **kwargs)

@@ -92,9 +92,11 @@ def denoise_step(
     like = latents.new_empty((1, window, *latents.shape[2:]))
     velocities: list[torch.Tensor | None] = [None] * len(windows)
     for (w, _), v in zip(units, ranks.all_gather_shared(mine, len(units), like), strict=True):
-        velocities[w] = v if velocities[w] is None else velocities[w] + v  # the calls in branch order
+        previous = velocities[w]
+        velocities[w] = v if previous is None else previous + v  # the calls in branch order
     summed, counts = torch.zeros_like(latents), torch.zeros(num_frames, device=device)
-    for index, v in zip(windows, velocities, strict=True):
-        summed.index_add_(1, index, euler_step(scheduler, latents[:, index], v, i))
+    for index, velocity in zip(windows, velocities, strict=True):
+        assert velocity is not None, "work_units gives every window a UNet call"
+        summed.index_add_(1, index, euler_step(scheduler, latents[:, index], velocity, i))
         counts.index_add_(0, index, torch.ones(window, device=device))
     return summed / counts[None, :, None, None, None]

@@ -58,6 +58,7 @@ def tiny_unet() -> SonicUNet:
     for processor in unet.attn_processors.values():
         if isinstance(processor, AudioAttnProcessor):
             for linear in (processor.to_k_ip[0], processor.to_v_ip[0]):
+                assert isinstance(linear, torch.nn.Linear)
                 torch.nn.init.normal_(linear.weight, std=0.2)
     return unet
 
@@ -98,7 +99,7 @@ def tiny_audio_adapters() -> tuple[Audio2Token, Audio2Bucket]:
 def write_svd(svd: Path, unet: SonicUNet) -> None:
     """The SVD-xt folder as the Hub has it (fp16 variants); its UNet holds the weights before Sonic's training."""
     # The tiny folder has always drawn a stock UNet's random weights here, before the VAE's and CLIP's: drawing them
-    # still keeps every tiny weight, and so tests/data/golden/, as they were.
+    # still keeps every tiny weight, and so tests/fixtures/golden/, as they were.
     UNetSpatioTemporalConditionModel(**UNET_CONFIG)
     save_svd_folder(svd, unet, tiny_vae(), tiny_image_encoder(), EulerDiscreteScheduler(**SCHEDULER_CONFIG))
 
@@ -113,7 +114,8 @@ def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0, with_rife: bool = 
     WhisperFeatureExtractor(feature_size=80).save_pretrained(out_dir / WHISPER_DIR)
     audio2token, audio2bucket = tiny_audio_adapters()
     (out_dir / "Sonic").mkdir(parents=True, exist_ok=True)
-    for path, module in zip(SONIC_FILES, (unet, audio2token, audio2bucket), strict=True):
+    modules: tuple[torch.nn.Module, ...] = (unet, audio2token, audio2bucket)
+    for path, module in zip(SONIC_FILES, modules, strict=True):
         torch.save(module.state_dict(), out_dir / path)
     if with_rife:
         (out_dir / RIFE_FILE).parent.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,7 @@ def run_single(config: InferenceConfig, job: Job, ranks: Ranks, latents_path: Pa
     """One video (and its final latents); launched as K processes, they share it and rank 0 writes it."""
     from sonic.pipeline import SonicPipeline
 
-    pipeline = SonicPipeline(config)
+    pipeline = SonicPipeline.from_inference_config(config)
     if ranks.size > 1:
         pipeline.distribute()
         pipeline.set_progress_bar_config(disable=not ranks.is_main)
@@ -156,7 +156,7 @@ def run_jobs(config: InferenceConfig, jobs: list[Job], report: BatchReport, rank
 
     report = report if ranks.is_main else BatchReport()
     jobs = writable_jobs(ranks.share(jobs), report)
-    pipeline = SonicPipeline(config)
+    pipeline = SonicPipeline.from_inference_config(config)
     where = f" (rank {ranks.rank} of {ranks.size})" if ranks.size > 1 else ""
 
     def generate(job: Job) -> Path:

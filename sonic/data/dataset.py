@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +143,7 @@ def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1
+        assert stream.time_base is not None, "a demuxed stream has a time base"
         while pending:
             container.seek(round(pending[0] / VIDEO_FPS / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
@@ -175,9 +176,9 @@ class View:
         image = PIL.Image.fromarray(frame)
         if self.box == (0, 0, image.width, image.height) and self.size == image.size:
             return image
-        return image.resize(self.size, PIL.Image.LANCZOS, box=self.box)
+        return image.resize(self.size, PIL.Image.Resampling.LANCZOS, box=self.box)
 
-    def mask(self, box: list[float]) -> torch.Tensor:
+    def mask(self, box: Sequence[float]) -> torch.Tensor:
         """A rectangle in crop pixels (the face-mask box, a mouth box) as a (1, height, width) 0/1 mask of the view."""
         (width, height), (x0, y0, x1, y1) = self.size, self.box
         scale_x, scale_y = width / (x1 - x0), height / (y1 - y0)
@@ -278,7 +279,7 @@ class SonicClipDataset(Dataset):
         shift = -clip.start % self.step
         whisper = torch.nn.functional.pad(whisper, (0, 0, 0, 0, shift * TOKENS_PER_VIDEO_FRAME, 0))
         positions = (clip.start + shift) // self.step + torch.arange(self.num_frames)
-        sample = {
+        sample: dict[str, torch.Tensor | str] = {
             "audio_windows": audio_token_windows(whisper, positions, self.step),
             "bucket_windows": bucket_windows(whisper, positions, self.step),
             "buckets": torch.tensor(clip.buckets),

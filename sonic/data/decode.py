@@ -111,6 +111,7 @@ def _timed_frames(
     a keyframe before ``start``; when an index makes it land after, decoding starts again from the beginning."""
     origin = _start_time(stream)
     if start > 0:
+        assert stream.time_base is not None, "a demuxed stream has a time base"
         container.seek(max(math.floor((origin + start) / stream.time_base), 0), stream=stream)
         frames = _times(container, stream, origin)
         first = next(frames, None)
@@ -144,8 +145,8 @@ def to_rgb(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
     side is at most that (the YOLO detector's input)."""
     ratio = 1.0 if max_side is None else min(max_side / max(frame.width, frame.height), 1.0)
     if ratio < 1.0:
-        size = {"width": round(frame.width * ratio), "height": round(frame.height * ratio), "interpolation": "AREA"}
-        rgb = frame.to_ndarray(format="rgb24", **size)
+        width, height = round(frame.width * ratio), round(frame.height * ratio)
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
     else:
         rgb = frame.to_ndarray(format="rgb24")
     turns = _quarter_turns(frame)
@@ -162,7 +163,8 @@ def _yuv420_planes(frame: av.VideoFrame) -> list[np.ndarray]:
         frame = frame.reformat(format="yuv420p", dst_color_range="MPEG")  # PyAV keeps the source range unless told
     planes = []
     for plane in frame.planes:
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        data = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]  # PyAV's stub: a Plane is no Buffer
+        rows = data.reshape(plane.height, plane.line_size)[:, : plane.width]
         planes.append(np.rot90(rows, turns))
     return planes
 
@@ -214,7 +216,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         # read while the container is open: a stream's fields are freed with it (garbage offsets, seen as 0-s audio)
         offset = round((_start_time(stream) - video_start) * sample_rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
+        chunks: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
                 chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))

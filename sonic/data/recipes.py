@@ -178,7 +178,7 @@ def _number(value: Any, name: str, where: str) -> float:
         raise AnnotationError(f"{where}: {name} must be a number of seconds, got {value!r}") from None
 
 
-def _crop_numbers(crop: Any, where: str) -> list[float]:
+def _crop_numbers(crop: Any, where: str) -> tuple[float, float, float, float]:
     parts = crop if isinstance(crop, list) else re.split(r"[\s,]+", str(crop).strip())
     try:
         numbers = [float(part) for part in parts]
@@ -186,7 +186,8 @@ def _crop_numbers(crop: Any, where: str) -> list[float]:
         numbers = []
     if len(numbers) != 4 or min(numbers[2:]) <= 0 or min(numbers[:2]) < 0:
         raise AnnotationError(f"{where}: crop must be x y w h in pixels (w, h > 0), got {crop!r}")
-    return numbers
+    x, y, w, h = numbers
+    return x, y, w, h
 
 
 def url_name(url: str) -> str:
@@ -288,7 +289,8 @@ def read_hdtf_subset(folder: Path, subset: str) -> Recipe:
                 continue
             x, w, y, h = (float(value) for value in crop)
             height = int(float(table["resolution"].get(name, ["0"])[0]))
-            url = (table["video_url"].get(name) or [None])[0]
+            urls = table["video_url"].get(name)
+            url = urls[0] if urls else None
             ratio = table["crop_ratio"].get(clip_id)
             attributes = {"subset": subset, **({"crop_ratio": float(ratio[0])} if ratio else {})}
             window = PixelWindow(x, y, w, h, listed_height=height)

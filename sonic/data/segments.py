@@ -115,8 +115,8 @@ class SegmentWriter:
         """Crops and encodes the frame; landmarks on the source face, flow on the crop."""
         resolution = self.config.resolution
         crop = crop_yuv420(frame, self.plan.crop, resolution)
-        detected = tuple(float(v) for v in self.plan.boxes[len(self.landmarks)])
-        self.landmarks.append(self.tracker(luma(frame), detected))
+        x1, y1, x2, y2 = (float(v) for v in self.plan.boxes[len(self.landmarks)])
+        self.landmarks.append(self.tracker(luma(frame), (x1, y1, x2, y2)))
         self.flow.add(crop[:resolution])  # the luma rows
         self.video.write(av.VideoFrame.from_ndarray(crop, format="yuv420p"))
 

@@ -68,7 +68,7 @@ def load_models(config: PreprocessConfig) -> Models:
     and YOLO go to ``config.device``."""
     device = resolve_device(config.device, "preprocess.device")
     extractor, encoder = load_audio_encoder(config.checkpoint)
-    encoder.to(device)
+    encoder.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to): mypy does not bind it
     yolo = Path(config.checkpoint) / YOLOFACE_FILE
     if yolo.is_file():
         detector: FaceDetector = YoloFaceDetector(yolo, device)
@@ -146,6 +146,7 @@ def _in_sync(
     ``av_offset`` failures (their folders removed)."""
     from sonic.data.av_sync import AV_OFFSET, check_segment
 
+    assert models.syncnet is not None, "called with --syncnet only"
     kept = []
     for row in rows:
         reason = check_segment(output / SEGMENTS / row["id"], models.syncnet, models.device, config.max_av_offset)

@@ -65,7 +65,8 @@ def pair_videos(reference: Path, generated: Path) -> tuple[list[tuple[str, Path,
 
 def read_clip(path: Path, landmarks: bool = True, max_frames: int | None = None) -> Clip:
     """Decodes ``path`` once: working-size RGB frames, landmarks (unless ``landmarks`` is False) and the audio."""
-    frames, points = [], []
+    frames: list[np.ndarray] = []
+    points: list[np.ndarray] = []
     track = FaceTrack() if landmarks else None
     for frame in decode_frames(path):
         if max_frames is not None and len(frames) == max_frames:

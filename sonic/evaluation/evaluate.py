@@ -80,7 +80,8 @@ def driving_audio(generated: Clip, reference: Clip) -> np.ndarray | None:
 
 def pair_metrics(generated: Clip, reference: Clip) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The metrics that need no download, and the per-frame series the plots draw."""
-    values, series = {}, {}
+    values: dict[str, Any] = {}
+    series: dict[str, np.ndarray] = {}
     flicker_values, series["flicker"] = flicker(generated.frames)
     values.update(flicker_values)
     values["freeze_seconds"], freeze_series = freeze_seconds(generated)
@@ -160,10 +161,10 @@ def set_level(features: dict[str, dict[str, list]]) -> tuple[dict[str, float], d
     return values, skipped
 
 
-def means(per_video: dict[str, dict[str, Any]], wanted: list[str], skipped: dict[str, str]) -> dict[str, float]:
+def means(per_video: dict[str, dict[str, Any]], wanted: list[str], skipped: dict[str, str]) -> dict[str, float | None]:
     """Mean of each per-video metric over the videos that have a value; a metric no video has becomes a skip
     (except flicker_period_s, which is None when no video flickers periodically)."""
-    out = {}
+    out: dict[str, float | None] = {}
     for metric in wanted:
         if metric in SET_LEVEL or metric in skipped:
             continue
@@ -201,9 +202,9 @@ def evaluate_folders(reference: Path, generated: Path, output: Path, weights_dir
         plot_video(stem, series, output / "plots" / f"{stem}.png")
         print(f"evaluated {stem}", flush=True)
     skipped = dict(networks.skipped)
-    mean, set_skips = set_level(features)
+    set_means, set_skips = set_level(features)
     skipped.update(set_skips)
-    mean.update(means(per_video, wanted, skipped))
+    mean = {**set_means, **means(per_video, wanted, skipped)}
     mean = {key: mean[key] for key in METRICS if key in mean}
     record = {"mode": "folders", "reference": str(reference), "generated": str(generated), "fps": VIDEO_FPS,
               "work_side": WORK_SIDE, "weights": networks.hashes, "unpaired": unpaired, **(protocol or {})}  # fmt: skip

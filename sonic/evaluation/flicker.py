@@ -14,6 +14,8 @@ that 3-vector in 8-bit levels.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 from scipy.ndimage import median_filter
 
@@ -58,12 +60,18 @@ def dominant_period(series: np.ndarray) -> int | None:
     return int(near_best.min())  # a multiple of the period correlates as well: keep the fundamental
 
 
-def flicker(frames: np.ndarray) -> tuple[dict[str, float | bool | None], np.ndarray]:
+class FlickerValues(TypedDict):
+    flicker_score: float
+    flicker_period_s: float | None
+    flicker_window_aligned: bool | None
+
+
+def flicker(frames: np.ndarray) -> tuple[FlickerValues, np.ndarray]:
     """flicker_score, flicker_period_s and flicker_window_aligned of a video, and its jump series j (T - 1,)."""
     series = jumps(frame_means(frames))
     score = float(np.sqrt((series**2).mean())) if len(series) else 0.0
     period = dominant_period(series)
     aligned = None if period is None else bool(abs(period - WINDOW_FRAMES * round(period / WINDOW_FRAMES)) <= 1)
-    values = {"flicker_score": score, "flicker_period_s": None if period is None else period / VIDEO_FPS,
+    values: FlickerValues = {"flicker_score": score, "flicker_period_s": None if period is None else period / VIDEO_FPS,
               "flicker_window_aligned": aligned}  # fmt: skip
     return values, series

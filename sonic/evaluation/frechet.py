@@ -88,7 +88,7 @@ class InceptionFeatures:
 def _bicubic(frame: np.ndarray, side: int) -> np.ndarray:
     """clean-fid's resize: PIL bicubic on each channel as float, no uint8 rounding."""
     channels = [PIL.Image.fromarray(frame[..., c].astype(np.float32), mode="F") for c in range(3)]
-    resized = [np.asarray(c.resize((side, side), resample=PIL.Image.BICUBIC)) for c in channels]
+    resized = [np.asarray(c.resize((side, side), resample=PIL.Image.Resampling.BICUBIC)) for c in channels]
     return np.stack(resized, axis=-1).clip(0, 255).astype(np.float32)
 
 

@@ -87,7 +87,7 @@ def mouth_audio_sync(landmarks: np.ndarray, audio: np.ndarray | None) -> dict[st
     """``mouth_audio_corr`` and ``mouth_audio_lag_s`` of a video's (T, 68, 2) landmarks and its 16-kHz audio; both
     NaN when :func:`why_unmeasurable` gives a reason (or no lag has enough frames)."""
     nan = dict.fromkeys(KEYS, float("nan"))
-    if why_unmeasurable(landmarks, audio) is not None:
+    if audio is None or why_unmeasurable(landmarks, audio) is not None:
         return nan
     correlation = lagged_correlation(mouth_opening(landmarks), audio_envelope(audio, len(landmarks)))
     if not np.isfinite(correlation).any():

@@ -105,12 +105,12 @@ def run_protocol(list_path: Path, config: InferenceConfig, output: Path, data_ro
     from sonic.pipeline import SonicPipeline  # loads diffusers: only in protocol mode
 
     cases = read_protocol(list_path, data_root)
-    pipeline = SonicPipeline(config)
+    pipeline = SonicPipeline.from_inference_config(config)
     pipeline.set_progress_bar_config(disable=True)
     for case in cases:
         first, audio = cut_reference(case, output / "reference" / f"{case.id}.mp4")
         image = case.image if case.image is not None else first  # a path or an RGB array
-        overrides = {} if case.seed is None else {"seed": case.seed}
+        overrides: dict[str, Any] = {} if case.seed is None else {"seed": case.seed}
         pipeline.generate_video(image, (audio, SAMPLE_RATE), output / "generated" / f"{case.id}.mp4", color_order="rgb",
                                 **overrides)  # fmt: skip
         print(f"generated {case.id}", flush=True)

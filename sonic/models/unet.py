@@ -101,11 +101,13 @@ class AudioAttnProcessor(nn.Module):
         assert attn.spatial_norm is None and attn.group_norm is None and attn.norm_cross is None
         assert not attn.residual_connection and attn.rescale_output_factor == 1.0
         kwargs = {"bias": False, "device": attn.to_k.weight.device, "dtype": attn.to_k.weight.dtype}
-        self.to_k_ip = nn.ModuleList([nn.Linear(attn.to_k.in_features, attn.to_k.out_features, **kwargs)])
-        self.to_v_ip = nn.ModuleList([nn.Linear(attn.to_v.in_features, attn.to_v.out_features, **kwargs)])
+        to_k_ip = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, **kwargs)
+        to_v_ip = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, **kwargs)
         with torch.no_grad():  # Sonic initialises the audio projections from the layer's CLIP projections
-            self.to_k_ip[0].weight.copy_(attn.to_k.weight)
-            self.to_v_ip[0].weight.copy_(attn.to_v.weight)
+            to_k_ip.weight.copy_(attn.to_k.weight)
+            to_v_ip.weight.copy_(attn.to_v.weight)
+        self.to_k_ip = nn.ModuleList([to_k_ip])
+        self.to_v_ip = nn.ModuleList([to_v_ip])
         self.state = state
         self.scale = scale
 
@@ -161,7 +163,7 @@ class SonicUNet(UNetSpatioTemporalConditionModel):
     """
 
     # functools.wraps keeps the parent's signature visible, which diffusers' config machinery reads.
-    @functools.wraps(UNetSpatioTemporalConditionModel.__init__)
+    @functools.wraps(UNetSpatioTemporalConditionModel.__init__)  # type: ignore[misc]  # mypy: no decorated __init__
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.audio_state = AudioState()

@@ -50,8 +50,8 @@ def export_released(components: SonicComponents, out_dir: str | Path, whisper: P
     ``SonicPipeline.from_pretrained(out_dir)``."""
     out_dir, svd = Path(out_dir), Path(out_dir) / SVD_DIR
     (out_dir / "Sonic").mkdir(parents=True, exist_ok=True)
-    for path, module in zip(SONIC_FILES, (components.unet, components.audio2token, components.audio2bucket),
-                            strict=True):  # fmt: skip
+    modules: tuple[torch.nn.Module, ...] = (components.unet, components.audio2token, components.audio2bucket)
+    for path, module in zip(SONIC_FILES, modules, strict=True):
         torch.save({key: value.float() for key, value in module.state_dict().items()}, out_dir / path)
     save_svd_folder(svd, components.unet, components.vae, components.image_encoder, components.scheduler)
     if components.rife is not None:

@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate.data_loader import DataLoaderDispatcher, DataLoaderShard
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -90,7 +92,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler
     dataset: SonicClipDataset
-    dataloader: DataLoader
+    dataloader: DataLoaderShard | DataLoaderDispatcher  # accelerator.prepare's (it has set_epoch)
     state: TrainState
     ema: EMAModel | None
     steps_per_epoch: int
@@ -127,7 +129,8 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig)
 def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
     """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`; without the held-out
     segments of ``validation_share``) and their loader."""
-    dataset_class, extra = SonicClipDataset, {}
+    dataset_class = SonicClipDataset
+    extra: dict[str, Any] = {}
     if config.cache_latents:
         dataset_class, extra = CachedClipDataset, {"cache_root": config.latent_cache_dir}
     if config.validation_share:
@@ -200,7 +203,7 @@ def setup(config: TrainingConfig) -> Run:
               dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip
     if heldout_dataset is not None and accelerator.is_main_process:
         run.heldout = HeldOutSet.build(heldout_dataset, models, config)
-    if checkpoint is not None:
+    if checkpoint is not None and saved is not None:
         resume(run, checkpoint, saved)
         run.history = history_until(validation_folder(config), run.state.step)
     return run
@@ -259,7 +262,7 @@ def train_step(run: Run, batch: dict) -> dict[str, float] | None:
     loss_value = sum(state.window_losses) / len(state.window_losses) if state.window_finite else math.nan
     state.window_finite, state.window_losses = True, []
     grad_norm = float(grad_norm) if grad_norm is not None else math.nan  # DeepSpeed reports no norm
-    return {"loss": loss_value, "grad_norm": grad_norm, "lr": run.lr_scheduler.get_last_lr()[0],
+    return {"loss": loss_value, "grad_norm": grad_norm, "lr": float(run.lr_scheduler.get_last_lr()[0]),
             "skipped_steps": state.skipped_steps, **metrics}  # fmt: skip
 
 

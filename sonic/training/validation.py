@@ -4,6 +4,7 @@ the evaluation metrics that need no reference video (flicker, freezes) logged wi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ LOGGED_FRAMES = 8  # frames of the video shown in TensorBoard (it has no video p
 
 def log_validation(components: SonicComponents, config: TrainingConfig, accelerator: Accelerator, step: int) -> Path:
     """Writes ``OUTPUT/validation/step-<step>.mp4`` (with the audio) and logs it to the trackers. Main process only."""
+    assert config.validation_image is not None and config.validation_audio is not None, "validation is configured"
     pipeline = SonicPipeline.from_components(components)
     pipeline.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(config.seed)  # its own generator: training's draws stay untouched
@@ -28,10 +30,11 @@ def log_validation(components: SonicComponents, config: TrainingConfig, accelera
                           num_inference_steps=config.validation_inference_steps, output_type="np",
                           generator=generator)  # fmt: skip
     path = Path(config.output_dir) / "validation" / f"step-{step:06d}.mp4"  # the writer creates the folder
+    frames = cast(np.ndarray, result.frames)  # output_type="np"
     with VideoWriter(path, fps=result.fps, audio=result.audio) as writer:
-        for frame in result.frames:
+        for frame in frames:
             writer.write(frame)
-    log_video(accelerator, path, result.frames, step)
+    log_video(accelerator, path, frames, step)
     accelerator.log({f"validation/{key}": value for key, value in no_reference_metrics(path).items()}, step=step)
     return path
 
