@@ -27,7 +27,7 @@ from sonic.config import TrainingConfig
 from sonic.models.audio_adapters import Audio2Bucket, Audio2Token
 from sonic.models.unet import SonicUNet
 from sonic.tiny import SCHEDULER_CONFIG, build_tiny_checkpoint
-from sonic.training.loop import make_optimizer
+from sonic.training.builders import make_optimizer
 from sonic.training.loss import compute_loss
 from sonic.training.model import (
     ADAPTER_WIDTH,

@@ -1,6 +1,7 @@
 """What the Python API of the released code's README needs besides the pipeline: its result type
-(:class:`GeneratedVideo`), :func:`extract_audio_features`, :func:`save_video`, and the helpers of
-``SonicPipeline.generate`` / ``generate_video`` (merging a call's options into the config, callbacks, colour order).
+(:class:`GeneratedVideo`), ``SonicPipeline(config)`` (:class:`ConstructFromConfig`), :func:`extract_audio_features`,
+:func:`save_video`, and the helpers of ``SonicPipeline.generate`` / ``generate_video`` (merging a call's options into
+the config, callbacks, colour order).
 Nothing here imports the pipeline: the pipeline imports this module.
 """
 
@@ -39,6 +40,20 @@ class GeneratedVideo:
     frames: np.ndarray
     fps: float
     audio: np.ndarray | None
+
+
+class ConstructFromConfig(type):
+    """Routes ``SonicPipeline(config)`` to :meth:`SonicPipeline.from_inference_config`; every other call, such as
+    diffusers' ``cls(unet=..., ...)``, reaches the constructor unchanged.
+
+    The simplest way found to keep both constructions on one class: a ``__new__`` cannot do it (Python then calls
+    ``__init__`` with the config alone), and widening ``__init__`` would break diffusers, which reads the pipeline's
+    components from its signature. Code of this package calls ``from_inference_config`` directly."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], InferenceConfig):
+            return cls.from_inference_config(args[0])  # type: ignore[attr-defined]  # cls: SonicPipeline
+        return super().__call__(*args, **kwargs)
 
 
 def generation_kwargs(

@@ -44,8 +44,9 @@ def portrait_input() -> gr.Image:
             return read_upload(payload)
         except OSError as error:  # PIL.UnidentifiedImageError is one
             name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"{name}: not an image Sonic can read ({error.__class__.__name__}); upload a JPEG, PNG "
-                           "or WebP portrait") from None  # fmt: skip
+            raise gr.Error(
+                f"{name}: not an image Sonic can read ({error.__class__.__name__}); upload a JPEG, PNG or WebP portrait"
+            ) from None
 
     image.preprocess = preprocess  # type: ignore[method-assign]  # this instance's method is wrapped (docstring)
     return image
@@ -107,14 +108,17 @@ def build_app(pipeline: SonicPipeline, output_dir: Path) -> gr.Blocks:
                 with gr.Accordion("Fixed motion buckets", open=False):
                     fixed = defaults.translation_bucket is not None or defaults.expression_bucket is not None
                     fix_buckets = gr.Checkbox(fixed, label="Use these instead of the motion predicted from the audio")
-                    translation = gr.Slider(0, 127, value=bucket_default(defaults.translation_bucket), step=1,
-                                            label="Head motion")  # fmt: skip
-                    expression = gr.Slider(0, 127, value=bucket_default(defaults.expression_bucket), step=1,
-                                           label="Expression")  # fmt: skip
+                    translation = gr.Slider(
+                        0, 127, value=bucket_default(defaults.translation_bucket), step=1, label="Head motion"
+                    )
+                    expression = gr.Slider(
+                        0, 127, value=bucket_default(defaults.expression_bucket), step=1, label="Expression"
+                    )
                 with gr.Row():
                     seed = gr.Number(defaults.seed, precision=0, label="Seed")
-                    steps = gr.Slider(1, MAX_STEPS, value=min(defaults.num_inference_steps, MAX_STEPS), step=1,
-                                      label="Steps")  # fmt: skip
+                    steps = gr.Slider(
+                        1, MAX_STEPS, value=min(defaults.num_inference_steps, MAX_STEPS), step=1, label="Steps"
+                    )
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Result", interactive=False, buttons=["download"], elem_id="result")

@@ -89,8 +89,9 @@ def output_path(output_dir: Path, output: str, where: str) -> Path:
     """``output_dir / output``, ``..`` collapsed; it must stay inside ``output_dir`` unless ``output`` is absolute."""
     normal = Path(os.path.normpath(output_dir / output))
     if not Path(output).is_absolute() and not normal.is_relative_to(os.path.normpath(output_dir)):
-        raise ConfigError(f"{where}: output {output} is outside --output-dir {output_dir}; give an absolute path to "
-                          "write elsewhere")  # fmt: skip
+        raise ConfigError(
+            f"{where}: output {output} is outside --output-dir {output_dir}; give an absolute path to write elsewhere"
+        )
     return normal
 
 
@@ -135,8 +136,9 @@ def check_outputs(jobs: list[Job], source: str) -> list[Job]:
     for job in jobs:
         output = resolved(job.output)
         if output in inputs:
-            raise ConfigError(f"{source}: the output {job.output} is the input {inputs[output]}, which would be "
-                              "overwritten")  # fmt: skip
+            raise ConfigError(
+                f"{source}: the output {job.output} is the input {inputs[output]}, which would be overwritten"
+            )
         if output in seen:
             raise ConfigError(f"{source}: two jobs write {job.output}; give them distinct outputs")
         seen.add(output)
@@ -171,6 +173,8 @@ def run_batch(generate: Callable[[Job], Path], jobs: Iterable[Job], report: Batc
 
 def merge_reports(reports: list[BatchReport]) -> BatchReport:
     """The report of a batch whose jobs were spread over processes, from each process's report (in rank order)."""
-    return BatchReport(written=[path for report in reports for path in report.written],
-                       failures=[failure for report in reports for failure in report.failures],
-                       processes=len(reports))  # fmt: skip
+    return BatchReport(
+        written=[path for report in reports for path in report.written],
+        failures=[failure for report in reports for failure in report.failures],
+        processes=len(reports),
+    )

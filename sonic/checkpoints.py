@@ -56,10 +56,15 @@ TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bflo
 
 # Our export: sub-folder -> the file that marks it complete.
 EXPORT_REQUIRED = {
-    "unet": "config.json", "vae": "config.json", "image_encoder": "config.json", "audio_encoder": "config.json",
-    "audio2token": "config.json", "audio2bucket": "config.json", "scheduler": "scheduler_config.json",
+    "unet": "config.json",
+    "vae": "config.json",
+    "image_encoder": "config.json",
+    "audio_encoder": "config.json",
+    "audio2token": "config.json",
+    "audio2bucket": "config.json",
+    "scheduler": "scheduler_config.json",
     "feature_extractor": "preprocessor_config.json",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -103,8 +108,10 @@ def check_checkpoint(root: str | Path) -> Path:
     missing = [root / name / marker for name, marker in EXPORT_REQUIRED.items() if not (root / name / marker).is_file()]
     if missing:
         listing = "\n".join(f"  - {path}" for path in missing)
-        raise CheckpointError(f"Sonic checkpoint folder {root} is incomplete. Missing:\n{listing}\n"
-                              "Export it again from the model you trained.")  # fmt: skip
+        raise CheckpointError(
+            f"Sonic checkpoint folder {root} is incomplete. Missing:\n{listing}\n"
+            "Export it again from the model you trained."
+        )
     return root
 
 
@@ -116,8 +123,9 @@ def load_torch_file(path: Path, loader: Callable[..., Any] = torch.load) -> Any:
     except pickle.UnpicklingError as error:  # torch's long advice to retry with weights_only=False is not for users
         found = re.search(r"GLOBAL (\S+)", str(error))
         what = f" ({found.group(1)})" if found else ""
-        raise CheckpointError(f"{path}: refused: it pickles Python objects{what} besides tensors, and loading them "
-                              "could run code") from None  # fmt: skip
+        raise CheckpointError(
+            f"{path}: refused: it pickles Python objects{what} besides tensors, and loading them could run code"
+        ) from None
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"{path}: not a readable PyTorch file ({error_line(error)})") from error
 
@@ -135,8 +143,11 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: expected a state dict, found {type(state_dict).__name__}")
     for key, tensor in state_dict.items():
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            again = f"download it again:\n{SONIC.command(path.parent.parent)}" if path.parent.name == "Sonic" else (
-                "restore it from where it came from")  # fmt: skip
+            again = (
+                f"download it again:\n{SONIC.command(path.parent.parent)}"
+                if path.parent.name == "Sonic"
+                else ("restore it from where it came from")
+            )
             raise CheckpointError(f"{path}: damaged: tensor {key} holds NaN or inf; {again}")
     return state_dict
 
@@ -256,8 +267,9 @@ def save_svd_folder(
     given unchanged."""
     with init_empty_weights():
         stock = UNetSpatioTemporalConditionModel.from_config(unet.config)
-    stock.load_state_dict({key: value.half() for key, value in unet.state_dict().items() if "_ip." not in key},
-                          strict=True, assign=True)  # fmt: skip
+    stock.load_state_dict(
+        {key: value.half() for key, value in unet.state_dict().items() if "_ip." not in key}, strict=True, assign=True
+    )
     stock.save_pretrained(svd / "unet", variant="fp16")
     for name, module in (("vae", vae), ("image_encoder", image_encoder)):
         copy.deepcopy(module).half().save_pretrained(svd / name, variant="fp16")

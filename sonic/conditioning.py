@@ -124,8 +124,12 @@ def face_mask_box(face: Box, width: int, height: int, area: float = 1.1) -> tupl
     x1, y1, x2, y2 = face
     half_w, half_h = ((x2 - x1) * area) // 2, ((y2 - y1) * area) // 2
     cx, cy = (x2 + x1) // 2, (y2 + y1) // 2
-    return (int(max(cx - half_w, 0)), int(max(cy - half_h, 0)), int(min(cx + half_w, width)),
-            int(min(cy + half_h, height)))  # fmt: skip
+    return (
+        int(max(cx - half_w, 0)),
+        int(max(cy - half_h, 0)),
+        int(min(cx + half_w, width)),
+        int(min(cy + half_h, height)),
+    )
 
 
 def face_mask(face: Box, width: int, height: int, area: float = 1.1) -> np.ndarray:
@@ -172,8 +176,13 @@ class Conditions:
         """The conditions of the branches ``rows``; a branch listed again is a row of weight 0, which only makes
         the UNet batch larger (:func:`sonic.parallel.work_units`)."""
         weights = [0.0 if row in rows[:k] else self.weights[row] for k, row in enumerate(rows)]
-        return replace(self, clip=self.clip[list(rows)], image_latents=self.image_latents[list(rows)],
-                       audio_tokens=[self.audio_tokens[row] for row in rows], weights=weights)  # fmt: skip
+        return replace(
+            self,
+            clip=self.clip[list(rows)],
+            image_latents=self.image_latents[list(rows)],
+            audio_tokens=[self.audio_tokens[row] for row in rows],
+            weights=weights,
+        )
 
 
 def guidance_weights(image_scale: float, audio_scale: float) -> list[float]:

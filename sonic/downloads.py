@@ -87,8 +87,9 @@ SVD_FILES = (
 )
 SVD = HubFiles("stabilityai/stable-video-diffusion-img2vid-xt", SVD_FILES)
 SVD_FOR_TRAINING = HubFiles(SVD.repo, (*SVD_FILES, fp16_or_full("unet/diffusion_pytorch_model.safetensors")))
-WHISPER = HubFiles("openai/whisper-tiny", ("config.json", "preprocessor_config.json",
-                                           ("model.safetensors", "pytorch_model.bin")))  # fmt: skip
+WHISPER = HubFiles(
+    "openai/whisper-tiny", ("config.json", "preprocessor_config.json", ("model.safetensors", "pytorch_model.bin"))
+)
 
 
 def released_sources(root: str | Path) -> list[tuple[HubFiles, Path]]:

@@ -67,8 +67,10 @@ def _to_8_bit(picture: PIL.Image.Image, name: str) -> PIL.Image.Image:
     mode's range (an ``I`` picture beyond 16 bits, an ``F`` one outside [0, 1]) are refused, not guessed."""
     full_scale, values = FULL_SCALE[picture.mode], np.asarray(picture, dtype=np.float64)
     if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= full_scale):
-        raise MediaError(f"{name}: mode {picture.mode} pixels must lie in [0, {full_scale:g}], found "
-                         f"{values.min():g}..{values.max():g}")  # fmt: skip
+        raise MediaError(
+            f"{name}: mode {picture.mode} pixels must lie in [0, {full_scale:g}], found "
+            f"{values.min():g}..{values.max():g}"
+        )
     return PIL.Image.fromarray(np.round(values * (255 / full_scale)).astype(np.uint8))  # mode L
 
 

@@ -129,16 +129,20 @@ def prepare_audio(
     elif isinstance(audio, str | os.PathLike):
         waveform, name = load_audio(audio), str(audio)
     else:
-        raise MediaError("audio must be a file path, a (waveform, sample_rate) pair or extract_audio_features() "
-                         f"output, got {type(audio).__name__}")  # fmt: skip
+        raise MediaError(
+            "audio must be a file path, a (waveform, sample_rate) pair or extract_audio_features() "
+            f"output, got {type(audio).__name__}"
+        )
     if not np.isfinite(waveform).all():
         raise MediaError(f"{name}: the audio holds NaN or infinite samples")
     if waveform.size == 0 or np.abs(waveform).max() < SILENCE:
         raise MediaError(f"{name}: the audio is empty or silent; Sonic needs speech to animate")
     shortest = GENERATION_STEP * SAMPLES_PER_VIDEO_FRAME  # one generated frame
     if waveform.size < shortest:
-        raise MediaError(f"{name}: {waveform.size / SAMPLE_RATE:.3f} s of audio is too short; Sonic needs at least "
-                         f"{shortest / SAMPLE_RATE:.2f} s (one generated frame)")  # fmt: skip
+        raise MediaError(
+            f"{name}: {waveform.size / SAMPLE_RATE:.3f} s of audio is too short; Sonic needs at least "
+            f"{shortest / SAMPLE_RATE:.2f} s (one generated frame)"
+        )
     try:
         return waveform, encode_audio(waveform, feature_extractor, encoder)
     except ValueError as error:

@@ -62,8 +62,9 @@ def _decode_audio_stream(path: Path, first_error: BaseException) -> tuple[np.nda
             stream = container.streams.audio[0]
             rate = stream.rate
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
-                      for out in resampler.resample(frame)]  # fmt: skip
+            chunks = [
+                out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
+            ]
             chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
     except (OSError, av.FFmpegError) as error:
         reasons = f"{_reason(first_error)}; ffmpeg: {_reason(error)}"

@@ -35,8 +35,10 @@ class Ranks:
     def of_group(cls, group: Any = None) -> Ranks:
         """The ranks of ``group`` (default: the default group), which must be initialised."""
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("torch.distributed is not initialised: call torch.distributed.init_process_group() "
-                               "first, or start the processes with torchrun / accelerate launch")  # fmt: skip
+            raise RuntimeError(
+                "torch.distributed is not initialised: call torch.distributed.init_process_group() "
+                "first, or start the processes with torchrun / accelerate launch"
+            )
         return cls(dist.get_rank(group), dist.get_world_size(group), group)
 
     @property
@@ -134,8 +136,10 @@ def rank_device(device: str) -> str:
         return device
     local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
     if local_rank >= gpus:
-        raise ConfigError(f"{launched_processes()} processes were started but this machine has {gpus} GPU(s): "
-                          "start at most one process per GPU, or use --device cpu")  # fmt: skip
+        raise ConfigError(
+            f"{launched_processes()} processes were started but this machine has {gpus} GPU(s): "
+            "start at most one process per GPU, or use --device cpu"
+        )
     torch.cuda.set_device(local_rank)
     return f"cuda:{local_rank}"
 

@@ -27,6 +27,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from sonic.api import (
     ColorOrder,
+    ConstructFromConfig,
     GeneratedVideo,
     ImageInput,
     StepCallback,
@@ -74,20 +75,6 @@ class SonicPipelineOutput(BaseOutput):
     audio: np.ndarray | None
 
 
-class ConstructFromConfig(type):
-    """Routes ``SonicPipeline(config)`` to :meth:`SonicPipeline.from_inference_config`; every other call, such as
-    diffusers' ``cls(unet=..., ...)``, reaches the constructor unchanged.
-
-    The simplest way found to keep both constructions on one class: a ``__new__`` cannot do it (Python then calls
-    ``__init__`` with the config alone), and widening ``__init__`` would break diffusers, which reads the pipeline's
-    components from its signature."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if len(args) == 1 and not kwargs and isinstance(args[0], InferenceConfig):
-            return cls.from_inference_config(args[0])  # type: ignore[attr-defined]  # cls: SonicPipeline
-        return super().__call__(*args, **kwargs)
-
-
 class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
     """Sonic inference on the diffusers SVD stack: ``SonicPipeline.from_pretrained(path)`` (released layout or
     export) or ``SonicPipeline(InferenceConfig(...))``. :meth:`generate` (frames in memory) and
@@ -112,9 +99,17 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         face_detector: FaceDetector | None = None,
     ):
         super().__init__()
-        self.register_modules(unet=unet, vae=vae, image_encoder=image_encoder, scheduler=scheduler,
-                              audio_encoder=audio_encoder, feature_extractor=feature_extractor,
-                              audio2token=audio2token, audio2bucket=audio2bucket, rife=rife)  # fmt: skip
+        self.register_modules(
+            unet=unet,
+            vae=vae,
+            image_encoder=image_encoder,
+            scheduler=scheduler,
+            audio_encoder=audio_encoder,
+            feature_extractor=feature_extractor,
+            audio2token=audio2token,
+            audio2bucket=audio2bucket,
+            rife=rife,
+        )
         self.face_detector = face_detector  # not a saved component: a file (YOLO) or a library model (dlib)
         self.ranks = Ranks()  # the processes sharing each generation: this one alone until distribute()
         self.inference_config = InferenceConfig()  # the defaults of generate() and generate_video()
@@ -134,8 +129,9 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         ``generate`` and ``generate_video``."""
         config.validate()
         device = resolve_device(config.device, "inference.device")
-        pipeline = cls.from_pretrained(config.checkpoint, torch_dtype=resolve_dtype(config.dtype, device),
-                                       device=device)  # fmt: skip
+        pipeline = cls.from_pretrained(
+            config.checkpoint, torch_dtype=resolve_dtype(config.dtype, device), device=device
+        )
         pipeline.inference_config = config
         return pipeline
 
@@ -214,8 +210,8 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         if num_frames == 0:
             raise ValueError(f"audio of {features.duration:.2f} s is too short for one frame at {fps} fps")
         # 4. Conditions of the guidance branches (CLIP and VAE encoders run once)
-        conditions = self.encode_conditions(reference, features.hidden_states, num_frames, step,
-                                            guidance_weights(guidance_scale_image, guidance_scale_audio))  # fmt: skip
+        weights = guidance_weights(guidance_scale_image, guidance_scale_audio)
+        conditions = self.encode_conditions(reference, features.hidden_states, num_frames, step, weights)
         conditions.buckets = fixed_buckets(conditions.buckets * dynamic_scale, translation_bucket, expression_bucket)
         # 5. Timesteps and initial latents (reference latent + sigma_max * noise)
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
@@ -224,8 +220,9 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         latents = self.ranks.broadcast(latents)  # every rank starts from rank 0's noise
         # 6. Denoising loop with the time-aware position shift
         for i in self.progress_bar(range(start, num_inference_steps)):
-            latents = self.denoise_step(latents, i, (i - start) * shift_offset, frames_per_window, overlap, conditions,
-                                        fps)  # fmt: skip
+            latents = self.denoise_step(
+                latents, i, (i - start) * shift_offset, frames_per_window, overlap, conditions, fps
+            )
             if callback_on_step_end is not None:
                 latents = callback_on_step_end(self, i, self.scheduler.timesteps[i], {"latents": latents})["latents"]
         # 7. Decode, interpolate, convert
@@ -257,8 +254,11 @@ class SonicPipeline(DiffusionPipeline, metaclass=ConstructFromConfig):
         tokens = self.audio2token(audio_token_windows(hidden_states, frames, step)[None])[0]
         bucket_input = bucket_windows(hidden_states, frames, step)[None]
         buckets = to_buckets(self.audio2bucket(bucket_input, clip.float().repeat(num_frames, 1)))[0, :, :, 0]
-        branches = [(torch.zeros_like(clip), torch.zeros_like(image_latent), None), (clip, image_latent, None),
-                    (clip, image_latent, tokens)]  # fmt: skip
+        branches = [
+            (torch.zeros_like(clip), torch.zeros_like(image_latent), None),
+            (clip, image_latent, None),
+            (clip, image_latent, tokens),
+        ]
         active = [i for i, weight in enumerate(weights) if weight != 0]
         return Conditions(
             clip=torch.stack([branches[i][0] for i in active]).to(dtype),

@@ -23,8 +23,10 @@ def circular_windows(
     num_frames: int, window: int, overlap: int, shift: int, device: torch.device
 ) -> list[torch.Tensor]:
     """The frame indices of each window: starts every ``window - overlap`` frames, moved back by ``shift``, modulo N."""
-    return [((torch.arange(window) + start - shift) % num_frames).to(device)
-            for start in range(0, num_frames, window - overlap)]  # fmt: skip
+    return [
+        ((torch.arange(window) + start - shift) % num_frames).to(device)
+        for start in range(0, num_frames, window - overlap)
+    ]
 
 
 def window_velocity(
@@ -42,8 +44,12 @@ def window_velocity(
     branches, length = len(conditions.weights), window_latents.shape[1]
     scaled = (window_latents * c_in).to(unet.dtype).expand(branches, -1, -1, -1, -1)
     image = conditions.image_latents[:, None].expand(-1, length, -1, -1, -1)
-    audio = torch.stack([conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
-                         for tokens in conditions.audio_tokens])  # fmt: skip
+    audio = torch.stack(
+        [
+            conditions.empty_audio.expand(length, -1, -1) if tokens is None else tokens[index]
+            for tokens in conditions.audio_tokens
+        ]
+    )
     buckets = conditions.buckets[index.cpu()].mean(dim=0)
     time_ids = torch.tensor([[fps, buckets[0], buckets[1]]], device=scaled.device).to(unet.dtype)
     v = unet(
@@ -87,8 +93,10 @@ def denoise_step(
     num_frames, device = latents.shape[1], latents.device
     windows = circular_windows(num_frames, window, overlap, shift, device)
     units = work_units(len(windows), len(conditions.weights), ranks.size)
-    mine = [window_velocity(unet, scheduler, latents[:, windows[w]], windows[w], i, conditions.select(rows), fps)
-            for w, rows in ranks.share(units)]  # fmt: skip
+    mine = [
+        window_velocity(unet, scheduler, latents[:, windows[w]], windows[w], i, conditions.select(rows), fps)
+        for w, rows in ranks.share(units)
+    ]
     like = latents.new_empty((1, window, *latents.shape[2:]))
     velocities: list[torch.Tensor | None] = [None] * len(windows)
     for (w, _), v in zip(units, ranks.all_gather_shared(mine, len(units), like), strict=True):

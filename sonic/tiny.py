@@ -46,11 +46,19 @@ UNET_CONFIG = {
 }
 # EulerDiscreteScheduler settings of SVD img2vid-xt (released_inference.md section 3).
 SCHEDULER_CONFIG = {
-    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction", "interpolation_type": "linear", "use_karras_sigmas": True,
-    "sigma_min": 0.002, "sigma_max": 700.0, "timestep_spacing": "leading", "timestep_type": "continuous",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "interpolation_type": "linear",
+    "use_karras_sigmas": True,
+    "sigma_min": 0.002,
+    "sigma_max": 700.0,
+    "timestep_spacing": "leading",
+    "timestep_type": "continuous",
     "steps_offset": 1,
-}  # fmt: skip
+}
 
 
 def tiny_unet() -> SonicUNet:
@@ -71,27 +79,47 @@ def tiny_vae() -> AutoencoderKLTemporalDecoder:
 
 def tiny_image_encoder() -> CLIPVisionModelWithProjection:
     config = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=224,
-        patch_size=32, projection_dim=CROSS_DIM,
-    )  # fmt: skip
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=224,
+        patch_size=32,
+        projection_dim=CROSS_DIM,
+    )
     return CLIPVisionModelWithProjection(config)
 
 
 def tiny_whisper() -> WhisperModel:
     config = WhisperConfig(
-        vocab_size=64, d_model=WHISPER_WIDTH, encoder_layers=WHISPER_LAYERS, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        max_target_positions=32, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
-        suppress_tokens=[], begin_suppress_tokens=[],
-    )  # fmt: skip
+        vocab_size=64,
+        d_model=WHISPER_WIDTH,
+        encoder_layers=WHISPER_LAYERS,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_target_positions=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )
     return WhisperModel(config)
 
 
 def tiny_audio_adapters() -> tuple[Audio2Token, Audio2Bucket]:
     audio2token = Audio2Token(
-        seq_len=10, blocks=WHISPER_LAYERS + 1, channels=WHISPER_WIDTH, intermediate_dim=32, output_dim=CROSS_DIM,
+        seq_len=10,
+        blocks=WHISPER_LAYERS + 1,
+        channels=WHISPER_WIDTH,
+        intermediate_dim=32,
+        output_dim=CROSS_DIM,
         context_tokens=4,
-    )  # fmt: skip
+    )
     audio2bucket = Audio2Bucket(seq_len=50, channels=WHISPER_WIDTH, clip_channels=CROSS_DIM, intermediate_dim=32)
     return audio2token, audio2bucket
 

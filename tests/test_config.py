@@ -14,7 +14,7 @@ import sonic_preprocess
 import sonic_training
 from sonic.cli.demo import main as demo_main
 from sonic.config import ConfigError, InferenceConfig, PreprocessConfig, TrainingConfig, add_arguments, config_from_args
-from sonic.config_base import without_none
+from sonic.config.base import without_none
 
 CONFIGS = (InferenceConfig, PreprocessConfig, TrainingConfig)
 REQUIRED = {"data_root": "d", "input": "x", "output": "y"}  # the fields without a usable default

@@ -57,11 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--image", type=Path, help="portrait image (jpg, png, ...)")
     single.add_argument("--audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
     single.add_argument("--output", type=Path, default=Path("output.mp4"), help="mp4 to write (default: output.mp4)")
-    single.add_argument("--save-latents", type=Path, metavar="FILE.safetensors", help="also save the final latents, "
-                        "to compare runs (K processes and one give the same)")  # fmt: skip
+    single.add_argument(
+        "--save-latents",
+        type=Path,
+        metavar="FILE.safetensors",
+        help="also save the final latents, to compare runs (K processes and one give the same)",
+    )
     batch = parser.add_argument_group("batch mode: every job runs, failures are listed at the end")
-    batch.add_argument("--batch", type=Path, metavar="LIST.csv", help="CSV with a header image,audio[,output]; "
-                       "relative image/audio paths are read from the CSV's folder")  # fmt: skip
+    batch.add_argument(
+        "--batch",
+        type=Path,
+        metavar="LIST.csv",
+        help="CSV with a header image,audio[,output]; relative image/audio paths are read from the CSV's folder",
+    )
     batch.add_argument("--image-dir", type=Path, help="folder of portraits, paired with --audio-dir by file name")
     batch.add_argument("--audio-dir", type=Path, help="folder of audio files, paired with --image-dir by file name")
     batch.add_argument("--output-dir", type=Path, default=Path("outputs"), help="batch outputs (default: outputs)")

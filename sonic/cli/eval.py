@@ -37,15 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     folders.add_argument("--reference", type=Path, help="folder of reference (real) videos")
     folders.add_argument("--generated", type=Path, help="folder of generated videos, same file names as --reference")
     protocol = parser.add_argument_group("protocol: generate each test of a list with --checkpoint, then evaluate")
-    protocol.add_argument("--protocol", type=Path, metavar="LIST.csv",
-                          help="test list, header id,reference[,image][,start_s][,seconds][,seed]")  # fmt: skip
-    protocol.add_argument("--data-root", "--data_root", type=Path, help="folder of the list's relative paths "
-                          "(default: the list's folder)")  # fmt: skip
+    protocol.add_argument(
+        "--protocol",
+        type=Path,
+        metavar="LIST.csv",
+        help="test list, header id,reference[,image][,start_s][,seconds][,seed]",
+    )
+    protocol.add_argument(
+        "--data-root", "--data_root", type=Path, help="folder of the list's relative paths (default: the list's folder)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="report folder to write (created if missing)")
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
-                        help=f"folder of the published metric weights (default: {DEFAULT_WEIGHTS})")  # fmt: skip
-    parser.add_argument("--metrics", nargs="+", choices=METRICS, metavar="NAME",
-                        help=f"only these metrics (default: all): {' '.join(METRICS)}")  # fmt: skip
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=DEFAULT_WEIGHTS,
+        help=f"folder of the published metric weights (default: {DEFAULT_WEIGHTS})",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=METRICS,
+        metavar="NAME",
+        help=f"only these metrics (default: all): {' '.join(METRICS)}",
+    )
     add_arguments(parser, InferenceConfig)  # generation settings of protocol mode; --device serves both modes
     return parser
 

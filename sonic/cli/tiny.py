@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     def build() -> None:
         from sonic.tiny import build_tiny_checkpoint  # imports torch: after the arguments are parsed
 
-        path = build_tiny_checkpoint(args.out_dir, seed=args.seed, with_rife=not args.no_rife,
-                                     with_eval=not args.no_eval)  # fmt: skip
+        path = build_tiny_checkpoint(
+            args.out_dir, seed=args.seed, with_rife=not args.no_rife, with_eval=not args.no_eval
+        )
         print(f"wrote tiny Sonic checkpoint to {path}")
 
     return run_entry_point(build)

@@ -38,8 +38,13 @@ def crop_track(landmarks: np.ndarray) -> np.ndarray:
     found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))
     assert len(found), "face crops need at least one frame with landmarks"
     boxes = np.array([face_box_from_landmarks(landmarks[i]) for i in found])
-    track = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
-                      np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2])  # fmt: skip
+    track = np.stack(
+        [
+            (boxes[:, 0] + boxes[:, 2]) / 2,
+            (boxes[:, 1] + boxes[:, 3]) / 2,
+            np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2,
+        ]
+    )
     track = np.stack([np.interp(np.arange(len(landmarks)), found, row) for row in track])
     return np.stack([medfilt(row, TRACK_SMOOTH) if len(row) >= TRACK_SMOOTH else row for row in track], axis=1)
 
@@ -49,8 +54,10 @@ def crop_face(frame: np.ndarray, centre_x: float, centre_y: float, half: float) 
     pad = int(half * (1 + 2 * CROP_SCALE))
     padded = cv2.copyMakeBorder(frame[..., ::-1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_GREY,) * 3)
     my, mx = centre_y + pad, centre_x + pad
-    face = padded[int(my - half) : int(my + half * (1 + 2 * CROP_SCALE)),
-                  int(mx - half * (1 + CROP_SCALE)) : int(mx + half * (1 + CROP_SCALE))]  # fmt: skip
+    face = padded[
+        int(my - half) : int(my + half * (1 + 2 * CROP_SCALE)),
+        int(mx - half * (1 + CROP_SCALE)) : int(mx + half * (1 + CROP_SCALE)),
+    ]
     return cv2.resize(face, (CROP_SIDE, CROP_SIDE))
 
 

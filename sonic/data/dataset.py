@@ -78,8 +78,14 @@ def clip_labels(folder: Path, num_frames: int, step: int, stored: tuple[int, int
     if (num_frames, step) == stored:
         return labels
     landmarks = load_landmarks(folder)
-    recomputed = {name: function(landmarks, num_frames, step) for name, function in (
-        ("translation", head_motion), ("expression", expression_motion), ("landmark_jump", landmark_jump))}  # fmt: skip
+    recomputed = {
+        name: function(landmarks, num_frames, step)
+        for name, function in (
+            ("translation", head_motion),
+            ("expression", expression_motion),
+            ("landmark_jump", landmark_jump),
+        )
+    }
     return {**labels, **recomputed}
 
 
@@ -216,11 +222,15 @@ def no_clip_message(root: Path, num_frames: int, step: int, limits: LabelLimits)
     enough and within the label limits."""
     if not (root / MANIFEST).read_text().strip():
         reasons = Counter(row["reason"] for row in read_jsonl(root / FAILURES))
-        return (f"{root}: the dataset holds no segment ({MANIFEST} is empty); the rejections in {FAILURES}: "
-                f"{', '.join(f'{reason} {count}' for reason, count in reasons.items()) or 'none'}")  # fmt: skip
+        return (
+            f"{root}: the dataset holds no segment ({MANIFEST} is empty); the rejections in {FAILURES}: "
+            f"{', '.join(f'{reason} {count}' for reason, count in reasons.items()) or 'none'}"
+        )
     shown = ", ".join(f"{field.name} {getattr(limits, field.name)}" for field in dataclasses.fields(LabelLimits))
-    return (f"{root}: no usable clip of {num_frames} frames at step {step} ({shown}); see summary.json for what the "
-            f"segments measure and {FAILURES} for the rejections")  # fmt: skip
+    return (
+        f"{root}: no usable clip of {num_frames} frames at step {step} ({shown}); see summary.json for what the "
+        f"segments measure and {FAILURES} for the rejections"
+    )
 
 
 class SonicClipDataset(Dataset):

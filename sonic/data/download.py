@@ -32,10 +32,17 @@ def _yt_dlp_options(folder: Path, name: str) -> dict:
     import imageio_ffmpeg
 
     return {
-        "format": FORMAT, "merge_output_format": "mp4", "outtmpl": str(folder / f"{name}.%(ext)s"),
-        "ffmpeg_location": imageio_ffmpeg.get_ffmpeg_exe(), "enable_file_urls": True, "retries": 3,
-        "skip_unavailable_fragments": True, "quiet": True, "no_warnings": True, "noprogress": True,
-    }  # fmt: skip
+        "format": FORMAT,
+        "merge_output_format": "mp4",
+        "outtmpl": str(folder / f"{name}.%(ext)s"),
+        "ffmpeg_location": imageio_ffmpeg.get_ffmpeg_exe(),
+        "enable_file_urls": True,
+        "retries": 3,
+        "skip_unavailable_fragments": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+    }
 
 
 def download_video(folder: Path, name: str, url: str) -> str | None:

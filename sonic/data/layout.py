@@ -98,9 +98,11 @@ def read_manifest(dataset: str | Path) -> list[SegmentRecord]:
             values = json.loads(line)
             records.append(SegmentRecord(**{key: values[key] for key in fields}))
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise DatasetError(f"{path}, line {number}: not a segment record ({error}); an interrupted preprocessing "
-                               "run leaves such a line: rerun sonic_preprocess.py with the same --output to finish "
-                               "it") from error  # fmt: skip
+            raise DatasetError(
+                f"{path}, line {number}: not a segment record ({error}); an interrupted preprocessing "
+                "run leaves such a line: rerun sonic_preprocess.py with the same --output to finish "
+                "it"
+            ) from error
     return records
 
 

@@ -46,8 +46,10 @@ def write_failure(error: BaseException, output: Path) -> DatasetWriteError | Non
         if isinstance(cause, DatasetWriteError):
             return cause
         if isinstance(cause, soundfile.LibsndfileError) and cause.code == LIBSNDFILE_SYSTEM_ERROR:
-            return DatasetWriteError(f"cannot write {output}: the audio writer failed (libsndfile system error: "
-                                     "no space left, file too large or not permitted)")  # fmt: skip
+            return DatasetWriteError(
+                f"cannot write {output}: the audio writer failed (libsndfile system error: "
+                "no space left, file too large or not permitted)"
+            )
         code = os_error_code(cause)
         path = Path(getattr(cause, "filename", None) or output)
         if code in FULL or (code in DENIED and path.absolute().is_relative_to(output.absolute())):
@@ -110,8 +112,10 @@ def _lock(path: Path, wait: bool) -> IO[str]:
         file.seek(0)
         holder = file.read().strip() or "another process"
         file.close()
-        raise DatasetBusyError(f"{path.parent} is being written by another preprocessing run ({holder}): wait for it "
-                               "to finish, or give this run another --output or --shard") from None  # fmt: skip
+        raise DatasetBusyError(
+            f"{path.parent} is being written by another preprocessing run ({holder}): wait for it "
+            "to finish, or give this run another --output or --shard"
+        ) from None
     file.seek(0)
     file.truncate()
     file.write(f"pid {os.getpid()} on {os.uname().nodename}")

@@ -69,9 +69,11 @@ def plan(sources: list[Source], recipe: Recipe | None, config: PreprocessConfig)
 
 def plan_text(report: dict) -> str:
     """The report as the lines ``--dry-run`` prints."""
-    lines = [f"dry run: nothing written; {report['hours']:.2f} h of video to process, about "
-             f"{report['expected_disk_gb']} GB of disk and {report['expected_wall_hours']} h at "
-             f"{SPEED_PER_WORKER:g}x real time per worker"]  # fmt: skip
+    lines = [
+        f"dry run: nothing written; {report['hours']:.2f} h of video to process, about "
+        f"{report['expected_disk_gb']} GB of disk and {report['expected_wall_hours']} h at "
+        f"{SPEED_PER_WORKER:g}x real time per worker"
+    ]
     for name, entry in report["datasets"].items():
         problems = entry.get("annotation_problems", {})
         lines.append(

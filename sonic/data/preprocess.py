@@ -94,8 +94,9 @@ def preprocess_dataset(config: PreprocessConfig, wait: bool = False) -> dict:
         report = plan(sources, recipe, config)
         tqdm.write(plan_text(report))
         return report
-    problems = problem_lines([problem for problem in recipe.problems if in_shard(problem.key, *config.shard_index())]
-                             if recipe else [])  # fmt: skip
+    problems = problem_lines(
+        [problem for problem in recipe.problems if in_shard(problem.key, *config.shard_index())] if recipe else []
+    )
     with Ledger(Path(config.output), config.shard_index(), wait=wait) as ledger:
         finished = ledger.resume([source.key for source in sources], config.overwrite)
         todo = [source for source in sources if source.key not in finished]
@@ -106,8 +107,13 @@ def preprocess_dataset(config: PreprocessConfig, wait: bool = False) -> dict:
         todo = [source for source in todo if source.key not in absent]
         start, frames = time.perf_counter(), _process_all(ledger, todo, config)
         summary = ledger.merge(lambda: write_summary(Path(config.output), config))
-    run = {"videos": len(todo), "skipped": len(finished), "missing": len(absent), "frames": frames,
-           "wall_seconds": time.perf_counter() - start}  # fmt: skip
+    run = {
+        "videos": len(todo),
+        "skipped": len(finished),
+        "missing": len(absent),
+        "frames": frames,
+        "wall_seconds": time.perf_counter() - start,
+    }
     tqdm.write(summary_line(summary, run))
     return {**summary, "run": run}
 
@@ -128,12 +134,18 @@ def _download(todo: list[Source], config: PreprocessConfig) -> dict[Path, str]:
     """Fetches the missing raw videos of ``todo``; raw path -> why it cannot be had."""
     videos = raw_videos([source for source in todo if source.raw is None])
     with tqdm(total=len(videos), unit="video", desc="download", dynamic_ncols=True) as progress:
-        errors = download_missing(Path(config.input), {path.name: url for path, url in videos.items()},
-                                  config.download_jobs, progress.update)  # fmt: skip
+        errors = download_missing(
+            Path(config.input), {path.name: url for path, url in videos.items()}, config.download_jobs, progress.update
+        )
     return {Path(config.input) / name: error for name, error in errors.items()}
 
 
 def _processed_line(result: VideoResult) -> dict:
     reasons = Counter(row["reason"] for row in result.failures)
-    return {"source": result.source, "segments": len(result.manifest), "failures": dict(reasons),
-            "frames": result.frames, "seconds": round(result.seconds, 2)}  # fmt: skip
+    return {
+        "source": result.source,
+        "segments": len(result.manifest),
+        "failures": dict(reasons),
+        "frames": result.frames,
+        "seconds": round(result.seconds, 2),
+    }

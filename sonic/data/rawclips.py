@@ -68,18 +68,21 @@ def cut_clip(
     an existing ``out`` is reused. :class:`MediaError` naming ``raw`` for a bad span or window."""
     raw, out = Path(raw), Path(out)
     info = probe(raw)
-    box, note = window.pixels(info.width, info.height) if window is not None else ((0, 0, info.width, info.height),
-                                                                                  None)  # fmt: skip
+    box, note = (
+        window.pixels(info.width, info.height) if window is not None else ((0, 0, info.width, info.height), None)
+    )
     x, y, w, h = box
     if w < 2 or h < 2 or x < 0 or y < 0 or x + w > info.width or y + h > info.height:
-        raise AnnotationMismatch(f"{raw}: the crop window x={x} y={y} w={w} h={h} does not lie in its {info.width}x"
-                         f"{info.height} frame")  # fmt: skip
+        raise AnnotationMismatch(
+            f"{raw}: the crop window x={x} y={y} w={w} h={h} does not lie in its {info.width}x{info.height} frame"
+        )
     start, end = span_s if span_s is not None else (0.0, info.duration)
     if not 0 <= start < end:
         raise AnnotationMismatch(f"{raw}: the span {start:.2f}-{end:.2f} s is empty")
     if info.duration and end > info.duration + 1 / VIDEO_FPS:
-        raise AnnotationMismatch(f"{raw}: the span {start:.2f}-{end:.2f} s ends after the video "
-                                 f"({info.duration:.2f} s)")  # fmt: skip
+        raise AnnotationMismatch(
+            f"{raw}: the span {start:.2f}-{end:.2f} s ends after the video ({info.duration:.2f} s)"
+        )
     frames = round((end - start) * VIDEO_FPS)
     if out.is_file():
         return Cut((start, end), box, note, frames, reused=True)

@@ -40,8 +40,9 @@ def ray_results(todo: list[Source], config: PreprocessConfig) -> Iterator[VideoR
         ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0.0))
-        actor = ray.remote(num_cpus=1, num_gpus=min(gpus / config.workers, 1.0), max_restarts=RETRIES,
-                           max_task_retries=RETRIES)(VideoWorker)  # fmt: skip
+        actor = ray.remote(
+            num_cpus=1, num_gpus=min(gpus / config.workers, 1.0), max_restarts=RETRIES, max_task_retries=RETRIES
+        )(VideoWorker)
         workers = [actor.remote(config) for _ in range(min(config.workers, max(len(todo), 1)))]
         pool = ActorPool(workers)
         yield from pool.map_unordered(lambda worker, source: worker.process.remote(source), todo)

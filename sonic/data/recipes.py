@@ -276,8 +276,10 @@ def read_hdtf_subset(folder: Path, subset: str) -> Recipe:
     """``xx_annotion_time.txt`` (span k of ``name`` is clip ``name_k``), ``xx_crop_wh.txt`` (``name_k x w y h``, in
     pixels of the video at the height of ``xx_resolution.txt``), ``xx_video_url.txt`` and ``xx_crop_ratio.txt``
     (kept as an attribute). Names are read with or without ``.mp4``, files with or without a byte-order mark."""
-    table = {kind: _hdtf_table(folder / f"{subset}_{kind}.txt")
-             for kind in ("annotion_time", "crop_wh", "video_url", "resolution", "crop_ratio")}  # fmt: skip
+    table = {
+        kind: _hdtf_table(folder / f"{subset}_{kind}.txt")
+        for kind in ("annotion_time", "crop_wh", "video_url", "resolution", "crop_ratio")
+    }
     recipe, dataset = Recipe([]), f"hdtf/{subset}"
     for name, spans in table["annotion_time"].items():
         for index, text in enumerate(spans):

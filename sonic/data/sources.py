@@ -55,8 +55,9 @@ def list_videos(source: str | Path) -> list[tuple[str, Path]]:
         try:
             lines = [line.strip() for line in source.read_text(encoding="utf-8-sig").splitlines()]
         except UnicodeDecodeError:
-            raise UserError(f"--input {source}: neither a video ({', '.join(VIDEO_SUFFIXES)}) nor a text file of "
-                            "paths") from None  # fmt: skip
+            raise UserError(
+                f"--input {source}: neither a video ({', '.join(VIDEO_SUFFIXES)}) nor a text file of paths"
+            ) from None
         return [(line, source.parent / line) for line in lines if line and not line.startswith("#")]
     raise FileNotFoundError(f"--input {source}: no such folder or list file")
 
@@ -103,15 +104,24 @@ def missing_raw(sources: list[Source], unavailable: dict[Path, str]) -> list[dic
         else:
             detail = f"no raw video {source.path}.* (give --input the folder holding it, or add --download)"
             reason = RAW_MISSING
-        lines.append({"source": source.key, "segment": None, "reason": reason, "detail": detail,
-                      "dataset": source.clip.dataset})  # fmt: skip
+        lines.append(
+            {"source": source.key, "segment": None, "reason": reason, "detail": detail, "dataset": source.clip.dataset}
+        )
     return lines
 
 
 def problem_lines(problems: list[Problem]) -> list[dict]:
     """Failure lines for the annotation rows that give no clip (recorded unfinished, like missing raw videos)."""
-    return [{"source": problem.key, "segment": None, "reason": problem.reason, "detail": problem.detail,
-             "dataset": problem.dataset} for problem in problems]  # fmt: skip
+    return [
+        {
+            "source": problem.key,
+            "segment": None,
+            "reason": problem.reason,
+            "detail": problem.detail,
+            "dataset": problem.dataset,
+        }
+        for problem in problems
+    ]
 
 
 def clip_path(output: Path, clip: ClipSpec) -> Path:
@@ -128,8 +138,13 @@ def cut_source(source: Source, output: Path, preset: str) -> tuple[Path, dict]:
     out = clip_path(output, clip)
     cut = cut_clip(raw, out, clip.span_s, clip.window, preset)
     provenance = {
-        "dataset": clip.dataset, "clip_id": clip.clip_id, "raw_video": str(raw.absolute()), "url": clip.url,
-        "span_s": [round(cut.span_s[0], 3), round(cut.span_s[1], 3)], "crop_xywh": list(cut.crop_xywh),
-        **({"crop_note": cut.note} if cut.note else {}), "attributes": clip.attributes,
-    }  # fmt: skip
+        "dataset": clip.dataset,
+        "clip_id": clip.clip_id,
+        "raw_video": str(raw.absolute()),
+        "url": clip.url,
+        "span_s": [round(cut.span_s[0], 3), round(cut.span_s[1], 3)],
+        "crop_xywh": list(cut.crop_xywh),
+        **({"crop_note": cut.note} if cut.note else {}),
+        "attributes": clip.attributes,
+    }
     return out, provenance

@@ -44,8 +44,10 @@ def dataset_labels(output: Path, records: list[SegmentRecord]) -> dict[str, np.n
 
 def per_source(output: Path, limits: LabelLimits) -> dict[str, dict]:
     """Per processed video: its frames, the frames in segments, windows, usable windows and label medians."""
-    table = {row["source"]: {"frames": row["frames"], "segment_frames": 0, "segments": 0} for row in
-             read_jsonl(output / PROCESSED)}  # fmt: skip
+    table = {
+        row["source"]: {"frames": row["frames"], "segment_frames": 0, "segments": 0}
+        for row in read_jsonl(output / PROCESSED)
+    }
     records = read_manifest(output) if (output / MANIFEST).is_file() else []
     by_source: dict[str, list[SegmentRecord]] = {}
     for record in records:
@@ -54,9 +56,13 @@ def per_source(output: Path, limits: LabelLimits) -> dict[str, dict]:
         labels = dataset_labels(output, group)
         keep = usable(labels, limits)
         row = table.setdefault(source, {"frames": 0})
-        row.update(segments=len(group), segment_frames=sum(r.num_frames for r in group), windows=len(keep),
-                   usable_windows=int(keep.sum()),
-                   **{f"{key}_median": round(float(np.median(labels[key])), 2) for key in LABELS})  # fmt: skip
+        row.update(
+            segments=len(group),
+            segment_frames=sum(r.num_frames for r in group),
+            windows=len(keep),
+            usable_windows=int(keep.sum()),
+            **{f"{key}_median": round(float(np.median(labels[key])), 2) for key in LABELS},
+        )
     return table
 
 
@@ -64,8 +70,11 @@ def _stats(values: np.ndarray) -> dict:
     if not len(values):
         return {"count": 0}
     percentiles = np.percentile(values, PERCENTILES)
-    return {"count": len(values), "mean": round(float(values.mean()), 3),
-            **{f"p{p}": round(float(v), 2) for p, v in zip(PERCENTILES, percentiles, strict=True)}}  # fmt: skip
+    return {
+        "count": len(values),
+        "mean": round(float(values.mean()), 3),
+        **{f"p{p}": round(float(v), 2) for p, v in zip(PERCENTILES, percentiles, strict=True)},
+    }
 
 
 def per_dataset(manifest: list[dict], failures: list[dict]) -> dict[str, dict]:
@@ -87,8 +96,11 @@ def per_dataset(manifest: list[dict], failures: list[dict]) -> dict[str, dict]:
     for name in sorted(set(table) | set(reasons)):
         entry = table.setdefault(name, {"clips": 0, "clips_with_segments": 0, "segments": 0, "hours": 0.0})
         without = Counter(counts.most_common(1)[0][0] for counts in reasons.get(name, {}).values())
-        entry.update(clips_with_segments=len(made.get(name, ())), hours=round(entry["hours"], 4),
-                     clips_without_segments=dict(sorted(without.items())))  # fmt: skip
+        entry.update(
+            clips_with_segments=len(made.get(name, ())),
+            hours=round(entry["hours"], 4),
+            clips_without_segments=dict(sorted(without.items())),
+        )
         entry["clips"] = entry["clips_with_segments"] + sum(without.values())
     return dict(sorted(table.items()))
 
@@ -129,8 +141,12 @@ def plot_labels(path: Path, labels: dict[str, np.ndarray], limits: LabelLimits, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    limit_of = {"translation": limits.max_bucket, "expression": limits.max_bucket,
-                "landmark_jump": limits.max_landmark_jump, "flow_motion": limits.max_flow_motion}  # fmt: skip
+    limit_of = {
+        "translation": limits.max_bucket,
+        "expression": limits.max_bucket,
+        "landmark_jump": limits.max_landmark_jump,
+        "flow_motion": limits.max_flow_motion,
+    }
     figure, axes = plt.subplots(1, 1 + len(LABELS), figsize=(4 * (1 + len(LABELS)), 3.6))
     axes[0].hist(durations, bins=30, color="tab:gray")
     axes[0].set_title(f"segment duration (s), n={len(durations)}")

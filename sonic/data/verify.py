@@ -50,14 +50,15 @@ def _check_audio(folder: Path, record: SegmentRecord) -> list[str]:
         return [f"{AUDIO}: unreadable ({error})"]
     samples = record.num_frames * SAMPLES_PER_VIDEO_FRAME
     if (info.samplerate, info.channels, info.frames) != (SAMPLE_RATE, 1, samples):
-        return [f"{AUDIO}: {info.frames} samples, {info.channels} channels at {info.samplerate} Hz; "
-                f"expected {samples} mono samples at {SAMPLE_RATE} Hz"]  # fmt: skip
+        return [
+            f"{AUDIO}: {info.frames} samples, {info.channels} channels at {info.samplerate} Hz; "
+            f"expected {samples} mono samples at {SAMPLE_RATE} Hz"
+        ]
     return []
 
 
 def _expected_shapes(num_frames: int) -> dict[str, tuple[int, ...]]:
-    return {"face_boxes": (num_frames, 4), "landmarks": (num_frames, 68, 2),
-            **{key: (num_frames,) for key in LABELS}}  # fmt: skip
+    return {"face_boxes": (num_frames, 4), "landmarks": (num_frames, 68, 2), **{key: (num_frames,) for key in LABELS}}
 
 
 def _check_features(folder: Path, record: SegmentRecord) -> list[str]:
@@ -119,8 +120,10 @@ def frame_accounting(dataset: Path, records: list[SegmentRecord]) -> list[str]:
             continue
         covered = sorted(spans[row["source"]])
         if not covers_exactly(covered, row["frames"]):
-            problems.append(f"{row['source']}: segments and rejected spans {covered} do not cover its "
-                            f"{row['frames']} frames exactly once")  # fmt: skip
+            problems.append(
+                f"{row['source']}: segments and rejected spans {covered} do not cover its "
+                f"{row['frames']} frames exactly once"
+            )
     return problems
 
 

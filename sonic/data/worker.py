@@ -172,8 +172,10 @@ def plan_segments(
         if span.status != tracking.OK:
             detail = f"detections {span.status} in frames {span.start}-{span.stop - 1}"
             if span.status == tracking.NO_FACE and scan.smallest_face is not None:
-                detail += (f" (faces under {scan.smallest_face:.0f} px are missed at the detection size: raise "
-                           "--detect-max-side, or --detect-upsample 1)")  # fmt: skip
+                detail += (
+                    f" (faces under {scan.smallest_face:.0f} px are missed at the detection size: raise "
+                    "--detect-max-side, or --detect-upsample 1)"
+                )
             failures.append(failure(source, span.status, detail, (span.start, span.stop)))
             continue
         stop = max(min(span.stop, audio_frames), span.start)

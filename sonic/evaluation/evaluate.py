@@ -22,13 +22,23 @@ from sonic.timing import VIDEO_FPS
 
 SET_LEVEL = ("fid", "fvd")
 MAY_BE_NONE = ("flicker_period_s",)  # None is a result: no periodic flicker
-FACE_METRICS = ("sync_c", "sync_d", "csim", "csim_drift", "csim_dlib", "lmd", "motion_head_mae",
-                "motion_expression_mae")  # fmt: skip
+FACE_METRICS = (
+    "sync_c",
+    "sync_d",
+    "csim",
+    "csim_drift",
+    "csim_dlib",
+    "lmd",
+    "motion_head_mae",
+    "motion_expression_mae",
+)
 DLIB_IDENTITY = "csim_dlib"  # the one network metric whose model ships with a package (face_recognition_models)
 LOADERS: dict[str, Callable[[Path, str], Any]] = {
-    weights.INCEPTION.name: frechet.InceptionFeatures, weights.I3D.name: frechet.I3DFeatures,
-    weights.SYNCNET.name: load_syncnet, weights.ARCFACE.name: identity.ArcFace,
-}  # fmt: skip
+    weights.INCEPTION.name: frechet.InceptionFeatures,
+    weights.I3D.name: frechet.I3DFeatures,
+    weights.SYNCNET.name: load_syncnet,
+    weights.ARCFACE.name: identity.ArcFace,
+}
 
 
 @dataclass
@@ -179,9 +189,15 @@ def means(per_video: dict[str, dict[str, Any]], wanted: list[str], skipped: dict
     return out
 
 
-def evaluate_folders(reference: Path, generated: Path, output: Path, weights_dir: Path = weights.DEFAULT_WEIGHTS,
-                     metrics: list[str] | None = None, device: str = "cpu",
-                     protocol: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate_folders(
+    reference: Path,
+    generated: Path,
+    output: Path,
+    weights_dir: Path = weights.DEFAULT_WEIGHTS,
+    metrics: list[str] | None = None,
+    device: str = "cpu",
+    protocol: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Evaluates every generated video that has a reference of the same stem; writes and returns the report."""
     wanted = list(metrics or METRICS)
     pairs, unpaired = pair_videos(reference, generated)
@@ -206,8 +222,16 @@ def evaluate_folders(reference: Path, generated: Path, output: Path, weights_dir
     skipped.update(set_skips)
     mean = {**set_means, **means(per_video, wanted, skipped)}
     mean = {key: mean[key] for key in METRICS if key in mean}
-    record = {"mode": "folders", "reference": str(reference), "generated": str(generated), "fps": VIDEO_FPS,
-              "work_side": WORK_SIDE, "weights": networks.hashes, "unpaired": unpaired, **(protocol or {})}  # fmt: skip
+    record = {
+        "mode": "folders",
+        "reference": str(reference),
+        "generated": str(generated),
+        "fps": VIDEO_FPS,
+        "work_side": WORK_SIDE,
+        "weights": networks.hashes,
+        "unpaired": unpaired,
+        **(protocol or {}),
+    }
     report = {"mean": mean, "per_video": per_video, "skipped": skipped, "protocol": record}
     write_json(report, output)
     write_markdown(report, output)

@@ -72,6 +72,9 @@ def flicker(frames: np.ndarray) -> tuple[FlickerValues, np.ndarray]:
     score = float(np.sqrt((series**2).mean())) if len(series) else 0.0
     period = dominant_period(series)
     aligned = None if period is None else bool(abs(period - WINDOW_FRAMES * round(period / WINDOW_FRAMES)) <= 1)
-    values: FlickerValues = {"flicker_score": score, "flicker_period_s": None if period is None else period / VIDEO_FPS,
-              "flicker_window_aligned": aligned}  # fmt: skip
+    values: FlickerValues = {
+        "flicker_score": score,
+        "flicker_period_s": None if period is None else period / VIDEO_FPS,
+        "flicker_window_aligned": aligned,
+    }
     return values, series

@@ -45,8 +45,9 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def five_points(landmarks: np.ndarray) -> np.ndarray:
     """(68, 2) -> (5, 2) in ARCFACE_TEMPLATE's order."""
-    return np.stack([landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0), landmarks[30], landmarks[48],
-                     landmarks[54]])  # fmt: skip
+    return np.stack(
+        [landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0), landmarks[30], landmarks[48], landmarks[54]]
+    )
 
 
 def aligned_face(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -102,13 +103,20 @@ class DlibFaceEmbedder:
         self.model = dlib.face_recognition_model_v1(str(self.path))
 
     def embed(self, frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        descriptors = [self.model.compute_face_descriptor(np.ascontiguousarray(frame), full_object_detection(points))
-                       for frame, points in zip(frames, landmarks, strict=True)]  # fmt: skip
+        descriptors = [
+            self.model.compute_face_descriptor(np.ascontiguousarray(frame), full_object_detection(points))
+            for frame, points in zip(frames, landmarks, strict=True)
+        ]
         return unit_rows(np.array(descriptors))
 
 
-def identity_scores(embed: Embedder, reference: tuple[np.ndarray, np.ndarray], frames: np.ndarray,
-                    landmarks: np.ndarray, key: str = "csim") -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
+def identity_scores(
+    embed: Embedder,
+    reference: tuple[np.ndarray, np.ndarray],
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    key: str = "csim",
+) -> tuple[dict[str, float], np.ndarray]:
     """``key`` (mean cosine) and ``key_drift`` (its slope per second) of generated ``frames`` against the
     ``reference`` (frame, landmarks) under one embedder, and the per-frame cosine (NaN where no face)."""
     found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))

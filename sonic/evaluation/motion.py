@@ -80,8 +80,10 @@ def face_motion(clip: Clip) -> np.ndarray:
     motion = np.full(len(grey), np.nan)
     for index in range(1, len(grey)):
         box = _face_box(clip.landmarks[index], grey[index].shape)
-        patches = [cv2.resize(g[box], (MOTION_SIDE, MOTION_SIDE), interpolation=cv2.INTER_AREA) for g in
-                   (grey[index - 1], grey[index])]  # fmt: skip
+        patches = [
+            cv2.resize(g[box], (MOTION_SIDE, MOTION_SIDE), interpolation=cv2.INTER_AREA)
+            for g in (grey[index - 1], grey[index])
+        ]
         motion[index] = float(np.abs(patches[1].astype(np.float32) - patches[0]).mean())
     return motion
 

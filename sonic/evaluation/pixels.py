@@ -61,5 +61,7 @@ def ssim_per_frame(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def psnr_ssim(generated: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Mean PSNR (dB) and SSIM over the frames of the two videos."""
     generated, reference = matched_frames(generated, reference)
-    return {"psnr": float(psnr_per_frame(generated, reference).mean()),
-            "ssim": float(ssim_per_frame(generated, reference).mean())}  # fmt: skip
+    return {
+        "psnr": float(psnr_per_frame(generated, reference).mean()),
+        "ssim": float(ssim_per_frame(generated, reference).mean()),
+    }

@@ -60,14 +60,18 @@ def read_protocol(path: Path, data_root: Path | None = None) -> list[TestCase]:
         for number, row in enumerate(reader, start=2):
             where = f"{path} row {number}"
             image = (row.get("image") or "").strip()
-            case = TestCase(row["id"].strip(), root / row["reference"].strip(), root / image if image else None,
-                            _number(row, "start_s", float, where) or 0.0, _number(row, "seconds", float, where),
-                            _number(row, "seed", int, where))  # fmt: skip
+            case = TestCase(
+                row["id"].strip(),
+                root / row["reference"].strip(),
+                root / image if image else None,
+                _number(row, "start_s", float, where) or 0.0,
+                _number(row, "seconds", float, where),
+                _number(row, "seed", int, where),
+            )
             if not case.reference.is_file():
                 raise ConfigError(f"{where}: reference video {case.reference} not found")
             if case.start_s < 0 or (case.seconds is not None and case.seconds <= 0):
-                raise ConfigError(f"{where}: need start_s >= 0 and seconds > 0, got {case.start_s} and "
-                                  f"{case.seconds}")  # fmt: skip
+                raise ConfigError(f"{where}: need start_s >= 0 and seconds > 0, got {case.start_s} and {case.seconds}")
             cases.append(case)
     if len({case.id for case in cases}) != len(cases):
         raise ConfigError(f"{path}: two rows have the same id")
@@ -99,8 +103,9 @@ def cut_reference(case: TestCase, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return first, audio
 
 
-def run_protocol(list_path: Path, config: InferenceConfig, output: Path, data_root: Path | None = None,
-                 **evaluate_options: Any) -> dict[str, Any]:  # fmt: skip
+def run_protocol(
+    list_path: Path, config: InferenceConfig, output: Path, data_root: Path | None = None, **evaluate_options: Any
+) -> dict[str, Any]:
     """Generates every case of the list with ``config`` (its checkpoint and settings), then evaluates."""
     from sonic.pipeline import SonicPipeline  # loads diffusers: only in protocol mode
 
@@ -111,12 +116,17 @@ def run_protocol(list_path: Path, config: InferenceConfig, output: Path, data_ro
         first, audio = cut_reference(case, output / "reference" / f"{case.id}.mp4")
         image = case.image if case.image is not None else first  # a path or an RGB array
         overrides: dict[str, Any] = {} if case.seed is None else {"seed": case.seed}
-        pipeline.generate_video(image, (audio, SAMPLE_RATE), output / "generated" / f"{case.id}.mp4", color_order="rgb",
-                                **overrides)  # fmt: skip
+        pipeline.generate_video(
+            image, (audio, SAMPLE_RATE), output / "generated" / f"{case.id}.mp4", color_order="rgb", **overrides
+        )
         print(f"generated {case.id}", flush=True)
-    record = {"mode": "protocol", "list": str(list_path),
-              "list_sha256": hashlib.sha256(list_path.read_bytes()).hexdigest(),
-              "cases": [{**vars(case), "reference": str(case.reference), "image": case.image and str(case.image)}
-                        for case in cases],
-              "generation": config.to_dict()}  # fmt: skip
+    record = {
+        "mode": "protocol",
+        "list": str(list_path),
+        "list_sha256": hashlib.sha256(list_path.read_bytes()).hexdigest(),
+        "cases": [
+            {**vars(case), "reference": str(case.reference), "image": case.image and str(case.image)} for case in cases
+        ],
+        "generation": config.to_dict(),
+    }
     return evaluate_folders(output / "reference", output / "generated", output, protocol=record, **evaluate_options)

@@ -14,13 +14,24 @@ from sonic.timing import VIDEO_FPS, WINDOW_FRAMES
 
 # metric key -> (column title, direction: the better way)
 COLUMNS = {
-    "fid": ("FID", "↓"), "fvd": ("FVD", "↓"), "sync_c": ("Sync-C", "↑"), "sync_d": ("Sync-D", "↓"),
-    "mouth_audio_corr": ("Mouth-audio r", "↑"), "mouth_audio_lag_s": ("Mouth-audio lag s", ""),
-    "csim": ("CSIM", "↑"), "csim_drift": ("CSIM drift /s", "→0"), "csim_dlib": ("CSIM dlib", "↑"), "lmd": ("LMD", "↓"),
-    "motion_head_mae": ("Head MAE", "↓"), "motion_expression_mae": ("Expr. MAE", "↓"),
-    "flicker_score": ("Flicker", "↓"), "flicker_period_s": ("Flicker period s", ""),
-    "freeze_seconds": ("Freeze s", "↓"), "psnr": ("PSNR", "↑"), "ssim": ("SSIM", "↑"),
-}  # fmt: skip
+    "fid": ("FID", "↓"),
+    "fvd": ("FVD", "↓"),
+    "sync_c": ("Sync-C", "↑"),
+    "sync_d": ("Sync-D", "↓"),
+    "mouth_audio_corr": ("Mouth-audio r", "↑"),
+    "mouth_audio_lag_s": ("Mouth-audio lag s", ""),
+    "csim": ("CSIM", "↑"),
+    "csim_drift": ("CSIM drift /s", "→0"),
+    "csim_dlib": ("CSIM dlib", "↑"),
+    "lmd": ("LMD", "↓"),
+    "motion_head_mae": ("Head MAE", "↓"),
+    "motion_expression_mae": ("Expr. MAE", "↓"),
+    "flicker_score": ("Flicker", "↓"),
+    "flicker_period_s": ("Flicker period s", ""),
+    "freeze_seconds": ("Freeze s", "↓"),
+    "psnr": ("PSNR", "↑"),
+    "ssim": ("SSIM", "↑"),
+}
 METRICS = tuple(COLUMNS)
 
 

@@ -63,11 +63,12 @@ def write_tiny_arcface(path: Path) -> None:
         helper.make_node("MatMul", ["flat", "projection"], ["683"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_arcface",
+        nodes,
+        "tiny_arcface",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])],
         [numpy_helper.from_array(weights, "projection")],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))

@@ -34,25 +34,30 @@ class WeightFile:
 
 
 INCEPTION = WeightFile(
-    "inception-2015-12-05.pt", ("fid",),
+    "inception-2015-12-05.pt",
+    ("fid",),
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
     "Inception-v3 weights of TensorFlow's FID (Apache-2.0), TorchScript by NVIDIA (StyleGAN2-ADA, clean-fid)",
-)  # fmt: skip
+)
 I3D = WeightFile(
-    "i3d_torchscript.pt", ("fvd",),
+    "i3d_torchscript.pt",
+    ("fvd",),
     "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
     "I3D Kinetics-400 of the original TensorFlow FVD (Apache-2.0), TorchScript by StyleGAN-V",
-)  # fmt: skip
+)
 SYNCNET = WeightFile(
-    "syncnet_v2.model", ("sync_c", "sync_d"),
+    "syncnet_v2.model",
+    ("sync_c", "sync_d"),
     "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
     "SyncNet v2 of joonson/syncnet_python (MIT licence)",
-)  # fmt: skip
+)
 ARCFACE = WeightFile(
-    "arcface_w600k_r50.onnx", ("csim", "csim_drift"),
+    "arcface_w600k_r50.onnx",
+    ("csim", "csim_drift"),
     "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
-    "InsightFace buffalo_l w600k_r50 ArcFace: non-commercial research use only", unpack="w600k_r50.onnx",
-)  # fmt: skip
+    "InsightFace buffalo_l w600k_r50 ArcFace: non-commercial research use only",
+    unpack="w600k_r50.onnx",
+)
 WEIGHT_FILES = (INCEPTION, I3D, SYNCNET, ARCFACE)
 
 

@@ -58,8 +58,12 @@ def _cnn(image: np.ndarray) -> list[Face]:
     faces = []
     for found in _cnn_detector()(np.ascontiguousarray(small), 0):  # no upsampling: faces >= ~80 px of the copy
         rect = found.rect
-        box = (max(rect.left() / scale, 0.0), max(rect.top() / scale, 0.0), min((rect.right() + 1) / scale, width),
-               min((rect.bottom() + 1) / scale, height))  # fmt: skip
+        box = (
+            max(rect.left() / scale, 0.0),
+            max(rect.top() / scale, 0.0),
+            min((rect.right() + 1) / scale, width),
+            min((rect.bottom() + 1) / scale, height),
+        )
         faces.append(Face(box, found.confidence, np.zeros((0, 2))))
     return faces
 
@@ -67,8 +71,12 @@ def _cnn(image: np.ndarray) -> list[Face]:
 def searches(detector: FaceDetector) -> list[tuple[str, Callable[[np.ndarray], list[Face]]]]:
     """The detectors of the module docstring, in the order they are tried."""
     large_hog = DlibFaceDetector(upsample=1, max_side=HOG_MAX_SIDE, landmarks=False)
-    return [("detector", detector), ("padded", functools.partial(_padded, detector)), ("hog-1600", large_hog),
-            ("cnn", _cnn)]  # fmt: skip
+    return [
+        ("detector", detector),
+        ("padded", functools.partial(_padded, detector)),
+        ("hog-1600", large_hog),
+        ("cnn", _cnn),
+    ]
 
 
 def search_face(image: np.ndarray, detector: FaceDetector, name: str) -> Face | None:

@@ -36,8 +36,13 @@ class SyncNet(nn.Module):
     """syncnet_python's ``S`` network with its parameter names; the channel widths are arguments so that tests can
     build a small one (the released file has the defaults)."""
 
-    def __init__(self, audio: tuple[int, ...] = AUDIO_CHANNELS, lip: tuple[int, ...] = LIP_CHANNELS,
-                 hidden: int = 512, embedding: int = 1024) -> None:  # fmt: skip
+    def __init__(
+        self,
+        audio: tuple[int, ...] = AUDIO_CHANNELS,
+        lip: tuple[int, ...] = LIP_CHANNELS,
+        hidden: int = 512,
+        embedding: int = 1024,
+    ) -> None:
         super().__init__()
         a, v = audio, lip
         self.netcnnaud = nn.Sequential(
@@ -50,14 +55,22 @@ class SyncNet(nn.Module):
         )
         self.netcnnlip = nn.Sequential(
             *_block(nn.Conv3d(3, v[0], (5, 7, 7), (1, 2, 2)), v[0], nn.BatchNorm3d, nn.MaxPool3d((1, 3, 3), (1, 2, 2))),
-            *_block(nn.Conv3d(v[0], v[1], (1, 5, 5), (1, 2, 2), (0, 1, 1)), v[1], nn.BatchNorm3d,
-                    nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))),
+            *_block(
+                nn.Conv3d(v[0], v[1], (1, 5, 5), (1, 2, 2), (0, 1, 1)),
+                v[1],
+                nn.BatchNorm3d,
+                nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+            ),
             *_block(nn.Conv3d(v[1], v[2], (1, 3, 3), padding=(0, 1, 1)), v[2], nn.BatchNorm3d),
             *_block(nn.Conv3d(v[2], v[3], (1, 3, 3), padding=(0, 1, 1)), v[3], nn.BatchNorm3d),
-            *_block(nn.Conv3d(v[3], v[4], (1, 3, 3), padding=(0, 1, 1)), v[4], nn.BatchNorm3d,
-                    nn.MaxPool3d((1, 3, 3), (1, 2, 2))),
+            *_block(
+                nn.Conv3d(v[3], v[4], (1, 3, 3), padding=(0, 1, 1)),
+                v[4],
+                nn.BatchNorm3d,
+                nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            ),
             *_block(nn.Conv3d(v[4], v[5], (1, 6, 6)), v[5], nn.BatchNorm3d),
-        )  # fmt: skip
+        )
         self.netfcaud = nn.Sequential(
             nn.Linear(a[5], hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, embedding)
         )
@@ -123,8 +136,12 @@ def offset_search(video: torch.Tensor, audio: torch.Tensor, vshift: int = VSHIFT
     """(offset in frames, Sync-C, Sync-D) of lip and audio embeddings (N, E), syncnet_python's ``calc_pdist``."""
     padded = torch.nn.functional.pad(audio, (0, 0, vshift, vshift))
     window = 2 * vshift + 1
-    distances = torch.stack([torch.nn.functional.pairwise_distance(video[[i]].repeat(window, 1), padded[i : i + window])
-                             for i in range(len(video))])  # fmt: skip
+    distances = torch.stack(
+        [
+            torch.nn.functional.pairwise_distance(video[[i]].repeat(window, 1), padded[i : i + window])
+            for i in range(len(video))
+        ]
+    )
     mean = distances.mean(dim=0)
     smallest, index = torch.min(mean, 0)
     return vshift - int(index), float(torch.median(mean) - smallest), float(smallest)

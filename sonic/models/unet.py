@@ -111,8 +111,14 @@ class AudioAttnProcessor(nn.Module):
         self.state = state
         self.scale = scale
 
-    def forward(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **_: object,
+    ) -> torch.Tensor:
         assert attention_mask is None, "SVD cross-attention takes no attention mask"
         query = attn.to_q(hidden_states)
         out = _attention(attn, query, attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states))

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from sonic.checkpoints import CheckpointError, error_line, load_torch_file
 from sonic.config import TrainingConfig
-from sonic.config_base import read_yaml
+from sonic.config.base import read_yaml
 from sonic.errors import output_error
 
 logger = logging.getLogger(__name__)
@@ -112,9 +112,11 @@ def check_run_kind(path: Path, config: TrainingConfig) -> None:
     theirs = bool(values.get("train_audio2bucket", False)) if isinstance(values, dict) else config.train_audio2bucket
     if theirs != config.train_audio2bucket:
         kind = {True: "audio2bucket, train_audio2bucket true", False: "diffusion: UNet and audio2token"}
-        raise CheckpointError(f"{path} was written by a training run of another kind ({kind[theirs]}; this run: "
-                              f"{kind[config.train_audio2bucket]}): resume it with its own config.yaml, or give this "
-                              "run another output_dir")  # fmt: skip
+        raise CheckpointError(
+            f"{path} was written by a training run of another kind ({kind[theirs]}; this run: "
+            f"{kind[config.train_audio2bucket]}): resume it with its own config.yaml, or give this "
+            "run another output_dir"
+        )
 
 
 def read_checkpoint(path: Path) -> SavedState:
@@ -135,8 +137,10 @@ def read_checkpoint(path: Path) -> SavedState:
 def check_file(file: Path) -> None:
     """Pickle files must load weights-only (as accelerate loads them); safetensors and YAML must parse."""
     if file.name.startswith("custom_checkpoint_"):
-        raise CheckpointError(f"{file}: pickled state of an older Sonic version, not loaded (unpickling it could run "
-                              f"code); resume from a checkpoint with {STATE_FILE}")  # fmt: skip
+        raise CheckpointError(
+            f"{file}: pickled state of an older Sonic version, not loaded (unpickling it could run "
+            f"code); resume from a checkpoint with {STATE_FILE}"
+        )
     if file.suffix in PICKLE_SUFFIXES:
         load_torch_file(file, loader=accelerate.utils.load)  # with accelerate's numpy types of the RNG states
         return

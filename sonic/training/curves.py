@@ -50,13 +50,22 @@ def plot_history(history: list[dict[str, float]], path: str | Path) -> None:
     left.plot(steps, [entry["loss"] for entry in history], "k-o", ms=3, label="mean (val_loss)")
     left.set(xlabel="step", ylabel="held-out loss", yscale="log", title="held-out loss (fixed noise)")
     left.legend(fontsize=7)
-    for key, colour in (("audio_gap", "C0"), ("empty_audio_gap", "C1"), ("bucket_gap", "C2"),
-                        ("audio_gap_mouth", "C3")):  # fmt: skip
+    for key, colour in (
+        ("audio_gap", "C0"),
+        ("empty_audio_gap", "C1"),
+        ("bucket_gap", "C2"),
+        ("audio_gap_mouth", "C3"),
+    ):
         values = [entry[key] for entry in history]
         band = [2 * entry[f"{key}_se"] for entry in history]
         right.plot(steps, values, "-o", ms=3, color=colour, label=key)
-        right.fill_between(steps, [v - b for v, b in zip(values, band, strict=True)],
-                           [v + b for v, b in zip(values, band, strict=True)], color=colour, alpha=0.15)  # fmt: skip
+        right.fill_between(
+            steps,
+            [v - b for v, b in zip(values, band, strict=True)],
+            [v + b for v, b in zip(values, band, strict=True)],
+            color=colour,
+            alpha=0.15,
+        )
     right.axhline(0, color="grey", lw=0.8)
     right.set(xlabel="step", ylabel="loss(swapped) - loss(own)", title="audio reliance (+-2 s.e.)")
     right.legend(fontsize=7)

@@ -60,8 +60,9 @@ def export_released(components: SonicComponents, out_dir: str | Path, whisper: P
     if whisper is not None:
         shutil.copytree(whisper, out_dir / WHISPER_DIR, dirs_exist_ok=True)
     else:
-        logger.warning("%s lacks whisper-tiny: hf download openai/whisper-tiny --local-dir %s", out_dir,
-                       out_dir / WHISPER_DIR)  # fmt: skip
+        logger.warning(
+            "%s lacks whisper-tiny: hf download openai/whisper-tiny --local-dir %s", out_dir, out_dir / WHISPER_DIR
+        )
     return out_dir
 
 

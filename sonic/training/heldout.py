@@ -103,8 +103,16 @@ class HeldOutSet:
             no = torch.zeros(1, dtype=torch.bool, device=device)
             for s, sigma in enumerate(self.sigmas):
                 level = torch.tensor([sigma], device=device)
-                error = denoising_error(models, clip.encoded, inputs, level, clip.noise[s][None].to(device),
-                                        no | (variant == "empty_audio"), no, self.fps)  # fmt: skip
+                error = denoising_error(
+                    models,
+                    clip.encoded,
+                    inputs,
+                    level,
+                    clip.noise[s][None].to(device),
+                    no | (variant == "empty_audio"),
+                    no,
+                    self.fps,
+                )
                 weights = mouth_weights(inputs, clip.encoded["latents"]).expand_as(error)
                 whole[i, s] = error.mean() * loss_weight(level)
                 mouth[i, s] = (error * weights).sum() / weights.sum().clamp(min=1e-8) * loss_weight(level)

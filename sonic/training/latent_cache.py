@@ -169,5 +169,10 @@ def report_stale(dataset: CachedClipDataset, segments: list[SegmentRecord]) -> N
     stale = [path for path in dataset.cache.glob("*.safetensors") if path not in used]
     if stale:
         gigabytes = sum(path.stat().st_size for path in stale) / 1e9
-        logger.warning("latent cache %s: %d files (%.2f GB) belong to no segment of this dataset; delete them to free "
-                       "the space if no other run uses them", dataset.cache, len(stale), gigabytes)  # fmt: skip
+        logger.warning(
+            "latent cache %s: %d files (%.2f GB) belong to no segment of this dataset; delete them to free "
+            "the space if no other run uses them",
+            dataset.cache,
+            len(stale),
+            gigabytes,
+        )

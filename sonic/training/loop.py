@@ -16,21 +16,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate import Accelerator, PartialState
 from accelerate.data_loader import DataLoaderDispatcher, DataLoaderShard
-from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import gather_object, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
-from sonic.data.dataset import SonicClipDataset, held_out
+from sonic.data.dataset import SonicClipDataset
 from sonic.training.bucket import compute_bucket_loss
+from sonic.training.builders import make_accelerator, make_dataloader, make_heldout_dataset, make_optimizer
 from sonic.training.checkpointing import (
     SavedState,
     check_run_kind,
@@ -102,62 +101,6 @@ class Run:
     losses: dict[int, float] = field(default_factory=dict)  # step -> loss (mean over micro-batches and processes)
 
 
-def make_accelerator(config: TrainingConfig) -> Accelerator:
-    return Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
-        log_with=config.tracker,
-        project_config=ProjectConfiguration(project_dir=config.output_dir, logging_dir=f"{config.output_dir}/logs"),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
-    )
-
-
-def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
-    """AdamW, or bitsandbytes' 8-bit AdamW (imported only then: it needs a GPU)."""
-    if config.use_8bit_adam:
-        try:
-            import bitsandbytes
-        except ImportError as error:
-            raise ImportError("--use_8bit_adam needs bitsandbytes: pip install bitsandbytes") from error
-        optimizer_class = bitsandbytes.optim.AdamW8bit
-    else:
-        optimizer_class = torch.optim.AdamW
-    return optimizer_class(parameters, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                           weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)  # fmt: skip
-
-
-def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:
-    """The clips (from the latent cache with ``cache_latents``, built later by :func:`setup`; without the held-out
-    segments of ``validation_share``) and their loader."""
-    dataset_class = SonicClipDataset
-    extra: dict[str, Any] = {}
-    if config.cache_latents:
-        dataset_class, extra = CachedClipDataset, {"cache_root": config.latent_cache_dir}
-    if config.validation_share:
-        extra["keep"] = lambda record: not held_out(record.id, config.validation_share)
-    dataset = dataset_class(config.data_root, config.num_frames, config.resolution, config.frame_step,
-                            config.window_stride, config, config.seed,
-                            video=not config.train_audio2bucket, reference_margin=config.reference_margin,
-                            aspects=tuple(config.crop_aspects), **extra)  # fmt: skip
-    loader = DataLoader(dataset, batch_size=config.train_batch_size, shuffle=True, drop_last=True,
-                        num_workers=config.dataloader_num_workers, persistent_workers=False)  # fmt: skip
-    if len(loader) == 0:
-        raise ValueError(f"{config.data_root}: {len(dataset)} clips do not fill one batch of {config.train_batch_size}")
-    return dataset, loader
-
-
-def make_heldout_dataset(config: TrainingConfig) -> SonicClipDataset | None:
-    """The held-out clips: ``validation_data``, or the ``validation_share`` of ``data_root``; None without either (or
-    for audio2bucket runs). Square views, the training clip length and reference rule."""
-    if config.train_audio2bucket or not (config.validation_data or config.validation_share):
-        return None
-    root, keep = config.validation_data, None
-    if root is None:
-        root, keep = config.data_root, lambda record: held_out(record.id, config.validation_share)
-    return SonicClipDataset(root, config.num_frames, config.resolution, config.frame_step, config.window_stride,
-                            config, config.seed, reference_margin=config.reference_margin, keep=keep)  # fmt: skip
-
-
 def setup(config: TrainingConfig) -> Run:
     """Models, data, optimiser and trackers, all prepared by accelerate, and resumed when asked (the checkpoint and
     the dataset are checked first: a bad one is refused before any model work)."""
@@ -199,8 +142,22 @@ def setup(config: TrainingConfig) -> Run:
     if isinstance(dataset, CachedClipDataset):
         build_latent_cache(dataset, models)
     loss_fn = compute_bucket_loss if config.train_audio2bucket else compute_loss
-    run = Run(config, accelerator, components, models, loss_fn, parameters, optimizer, lr_scheduler, dataset,
-              dataloader, state, ema, steps_per_epoch, max_steps)  # fmt: skip
+    run = Run(
+        config,
+        accelerator,
+        components,
+        models,
+        loss_fn,
+        parameters,
+        optimizer,
+        lr_scheduler,
+        dataset,
+        dataloader,
+        state,
+        ema,
+        steps_per_epoch,
+        max_steps,
+    )
     if heldout_dataset is not None and accelerator.is_main_process:
         run.heldout = HeldOutSet.build(heldout_dataset, models, config)
     if checkpoint is not None and saved is not None:
@@ -262,8 +219,13 @@ def train_step(run: Run, batch: dict) -> dict[str, float] | None:
     loss_value = sum(state.window_losses) / len(state.window_losses) if state.window_finite else math.nan
     state.window_finite, state.window_losses = True, []
     grad_norm = float(grad_norm) if grad_norm is not None else math.nan  # DeepSpeed reports no norm
-    return {"loss": loss_value, "grad_norm": grad_norm, "lr": float(run.lr_scheduler.get_last_lr()[0]),
-            "skipped_steps": state.skipped_steps, **metrics}  # fmt: skip
+    return {
+        "loss": loss_value,
+        "grad_norm": grad_norm,
+        "lr": float(run.lr_scheduler.get_last_lr()[0]),
+        "skipped_steps": state.skipped_steps,
+        **metrics,
+    }
 
 
 def batches(run: Run):
@@ -285,9 +247,14 @@ def train(config: TrainingConfig) -> Run:
     accelerator, state = run.accelerator, run.state
     hparams = {k: ",".join(v) if isinstance(v, list) else v for k, v in config.to_dict().items() if v is not None}
     accelerator.init_trackers(config.tracker_project_name, hparams)  # TensorBoard takes scalars and strings only
-    logger.info("training %s on %d process(es): %d clips, %d steps, %d parameters trained",
-                type(run.models.trained).__name__, accelerator.num_processes, len(run.dataset), run.max_steps,
-                sum(p.numel() for p in run.parameters))  # fmt: skip
+    logger.info(
+        "training %s on %d process(es): %d clips, %d steps, %d parameters trained",
+        type(run.models.trained).__name__,
+        accelerator.num_processes,
+        len(run.dataset),
+        run.max_steps,
+        sum(p.numel() for p in run.parameters),
+    )
     progress = tqdm(
         total=run.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
     )
@@ -348,9 +315,15 @@ def validate(run: Run) -> None:
             metrics = run.heldout.evaluate(replace(run.models, trained=trained))
         trained.train()
         accelerator.log({f"val/{key}": value for key, value in metrics.items()}, step=step)
-        logger.info("step %d: held-out loss %.4f, audio gap %+.4f +- %.4f (mouth %+.4f +- %.4f)", step,
-                    metrics["loss"], metrics["audio_gap"], metrics["audio_gap_se"], metrics["audio_gap_mouth"],
-                    metrics["audio_gap_mouth_se"])  # fmt: skip
+        logger.info(
+            "step %d: held-out loss %.4f, audio gap %+.4f +- %.4f (mouth %+.4f +- %.4f)",
+            step,
+            metrics["loss"],
+            metrics["audio_gap"],
+            metrics["audio_gap_se"],
+            metrics["audio_gap_mouth"],
+            metrics["audio_gap_mouth_se"],
+        )
         run.history.append({"step": step, **metrics})
         folder = validation_folder(run.config)
         write_history(folder, run.history)

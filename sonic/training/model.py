@@ -71,10 +71,18 @@ def components_from_svd(model_path: str | Path, whisper_path: str | Path) -> Son
     svd_parts = load_svd_parts(svd, torch.float32)
     encoder = WhisperModel.from_pretrained(whisper, dtype=torch.float32).get_encoder()
     channels, blocks = encoder.config.d_model, encoder.config.encoder_layers + 1
-    audio2token = Audio2Token(blocks=blocks, channels=channels, intermediate_dim=ADAPTER_WIDTH,
-                              output_dim=unet.config.cross_attention_dim, context_tokens=AUDIO_TOKENS)  # fmt: skip
-    audio2bucket = Audio2Bucket(channels=channels, clip_channels=svd_parts["image_encoder"].config.projection_dim,
-                                intermediate_dim=ADAPTER_WIDTH)  # fmt: skip
+    audio2token = Audio2Token(
+        blocks=blocks,
+        channels=channels,
+        intermediate_dim=ADAPTER_WIDTH,
+        output_dim=unet.config.cross_attention_dim,
+        context_tokens=AUDIO_TOKENS,
+    )
+    audio2bucket = Audio2Bucket(
+        channels=channels,
+        clip_channels=svd_parts["image_encoder"].config.projection_dim,
+        intermediate_dim=ADAPTER_WIDTH,
+    )
     return SonicComponents(
         unet=unet,
         **svd_parts,
@@ -96,8 +104,14 @@ def load_training_components(config: TrainingConfig) -> SonicComponents:
 
 def trainable_parameters(components: SonicComponents, config: TrainingConfig) -> list[nn.Parameter]:
     """Switches ``requires_grad`` on exactly the parameters this run trains and returns them."""
-    for module in (components.unet, components.vae, components.image_encoder, components.audio_encoder,
-                   components.audio2token, components.audio2bucket):  # fmt: skip
+    for module in (
+        components.unet,
+        components.vae,
+        components.image_encoder,
+        components.audio_encoder,
+        components.audio2token,
+        components.audio2bucket,
+    ):
         module.requires_grad_(False)
     if config.train_audio2bucket:
         return list(components.audio2bucket.requires_grad_(True).parameters())

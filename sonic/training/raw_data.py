@@ -24,8 +24,14 @@ from sonic.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 # PreprocessConfig fields the training run sets itself (the rest are accepted as training flags)
-SET_BY_TRAINING = ("input", "output", "resolution", "shard", "dry_run",
-                   *(field.name for field in dataclasses.fields(LabelLimits)))  # fmt: skip
+SET_BY_TRAINING = (
+    "input",
+    "output",
+    "resolution",
+    "shard",
+    "dry_run",
+    *(field.name for field in dataclasses.fields(LabelLimits)),
+)
 
 
 def preprocess_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +50,14 @@ def dataset_config(config: TrainingConfig, options: dict[str, Any]) -> Preproces
     """The preprocessing of ``config.data_root`` into ``dataset_dir``: ``options`` over the training's own values."""
     checkpoint = config.init_from or str(Path(config.whisper_path).parent)
     limits = {field.name: getattr(config, field.name) for field in dataclasses.fields(LabelLimits)}
-    values = {"checkpoint": checkpoint, **options, "input": config.data_root, "output": dataset_dir(config),
-              "resolution": config.resolution, **limits}  # fmt: skip
+    values = {
+        "checkpoint": checkpoint,
+        **options,
+        "input": config.data_root,
+        "output": dataset_dir(config),
+        "resolution": config.resolution,
+        **limits,
+    }
     return PreprocessConfig.from_dict(values, source="command line (preprocessing of --data_root)")
 
 
@@ -60,13 +72,17 @@ def check_raw_root(preprocess: PreprocessConfig) -> None:
 
     root = Path(preprocess.input)
     if preprocess.recipe == "videos" and not any(path.suffix.lower() in VIDEO_SUFFIXES for path in root.rglob("*")):
-        raise DatasetError(f"training.data_root {root} is not a preprocessed Sonic dataset (no {MANIFEST}) and holds "
-                           f"no videos ({', '.join(VIDEO_SUFFIXES)})")  # fmt: skip
+        raise DatasetError(
+            f"training.data_root {root} is not a preprocessed Sonic dataset (no {MANIFEST}) and holds "
+            f"no videos ({', '.join(VIDEO_SUFFIXES)})"
+        )
     summary = Path(preprocess.output) / SUMMARY
     made_from = json.loads(summary.read_text()).get("config", {}).get("input") if summary.is_file() else None
     if made_from is not None and Path(made_from).resolve() != root.resolve():
-        raise ConfigError(f"{preprocess.output} was preprocessed from {made_from}, not from {root}: give this "
-                          "data_root its own --dataset_dir (or --output_dir)")  # fmt: skip
+        raise ConfigError(
+            f"{preprocess.output} was preprocessed from {made_from}, not from {root}: give this "
+            "data_root its own --dataset_dir (or --output_dir)"
+        )
 
 
 def prepare_data_root(config: TrainingConfig, options: dict[str, Any]) -> TrainingConfig:
@@ -74,8 +90,10 @@ def prepare_data_root(config: TrainingConfig, options: dict[str, Any]) -> Traini
     dataset. Preprocessing options with a dataset as ``data_root`` are an error (they would be ignored)."""
     if is_dataset(config.data_root):
         if options:
-            raise ConfigError(f"training.data_root {config.data_root} is a preprocessed dataset: the preprocessing "
-                              f"options {sorted(options)} apply to raw videos only")  # fmt: skip
+            raise ConfigError(
+                f"training.data_root {config.data_root} is a preprocessed dataset: the preprocessing "
+                f"options {sorted(options)} apply to raw videos only"
+            )
         return config
     preprocess = dataset_config(config, options)
     check_raw_root(preprocess)

@@ -26,9 +26,14 @@ def log_validation(components: SonicComponents, config: TrainingConfig, accelera
     pipeline.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(config.seed)  # its own generator: training's draws stay untouched
     with accelerator.autocast():
-        result = pipeline(config.validation_image, config.validation_audio, min_resolution=config.resolution,
-                          num_inference_steps=config.validation_inference_steps, output_type="np",
-                          generator=generator)  # fmt: skip
+        result = pipeline(
+            config.validation_image,
+            config.validation_audio,
+            min_resolution=config.resolution,
+            num_inference_steps=config.validation_inference_steps,
+            output_type="np",
+            generator=generator,
+        )
     path = Path(config.output_dir) / "validation" / f"step-{step:06d}.mp4"  # the writer creates the folder
     frames = cast(np.ndarray, result.frames)  # output_type="np"
     with VideoWriter(path, fps=result.fps, audio=result.audio) as writer:

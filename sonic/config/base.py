@@ -72,8 +72,9 @@ def type_mismatch(annotation: Any, value: Any) -> str | None:
 C = TypeVar("C", bound="ConfigBase")
 
 
-def option(default: Any, help: str, choices: tuple | None = None, flag: bool = True,
-           aliases: tuple[str, ...] = ()) -> Any:  # fmt: skip
+def option(
+    default: Any, help: str, choices: tuple | None = None, flag: bool = True, aliases: tuple[str, ...] = ()
+) -> Any:
     """A documented dataclass field; ``flag=False`` keeps it out of the command line (YAML/Python only);
     ``aliases``: other accepted names (the flag spellings of the released code's README: docs/released_inference.md
     section 4.0)."""
@@ -93,7 +94,7 @@ class ConfigBase:
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the first invalid field: each value must have its field's type
-        (:mod:`sonic.config_types`) and be one of its choices. Subclasses add their own rules."""
+        (its annotation) and be one of its choices. Subclasses add their own rules."""
         hints = _field_types(type(self))  # type: ignore[arg-type]  # mypy#20409: a class is hashable
         for field in dataclasses.fields(self):
             choices = field.metadata.get("choices")
@@ -223,8 +224,13 @@ def _comma_items(item_type: type) -> Callable[[str], list]:
 class _JoinItems(argparse.Action):
     """A list flag's items, separated by spaces, commas or both (``--face-box 100 60 220 210`` = ``100,60,220,210``)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:  # fmt: skip
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         setattr(namespace, self.dest, [item for word in values for item in word])
 
 
@@ -238,15 +244,22 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[ConfigBase], skip: 
         if not field.metadata.get("flag", True) or field.name in skip:
             continue
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-        names = dict.fromkeys(f"--{spelling}" for name in (field.name, *field.metadata["aliases"])
-                              for spelling in (name.replace("_", "-"), name))  # fmt: skip
+        names = dict.fromkeys(
+            f"--{spelling}"
+            for name in (field.name, *field.metadata["aliases"])
+            for spelling in (name.replace("_", "-"), name)
+        )
         kwargs = _flag_kwargs(hints[field.name], field.metadata.get("choices"))
         help_text = f"{field.metadata['help']} (default: {default})".replace("%", "%%")  # argparse formats it
         group.add_argument(*names, dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
     for preset, (name, values) in cls.presets.items():
         meaning = ", ".join(f"{word} {value}" for word, value in values.items())
-        group.add_argument(f"--{preset}", choices=tuple(values), default=argparse.SUPPRESS,
-                           help=f"shorthand for --{name.replace('_', '-')}: {meaning}")  # fmt: skip
+        group.add_argument(
+            f"--{preset}",
+            choices=tuple(values),
+            default=argparse.SUPPRESS,
+            help=f"shorthand for --{name.replace('_', '-')}: {meaning}",
+        )
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, config_file: str | Path | None = None) -> C:
