@@ -202,8 +202,10 @@ def crop_yuv420(frame: av.VideoFrame, crop: tuple[int, int, int, int], resolutio
     return np.concatenate(out)
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, until: float | None = None) -> np.ndarray:
     """The first audio stream as mono float32 at ``sample_rate``, aligned so that sample 0 is the first video frame.
+    ``until``: decoding stops a second after this time (s after the first video frame), so that a clip early in a long
+    raw video does not decode the rest; the samples before ``until`` are the same as those of a whole read.
 
     Raises :class:`MediaError` when there is no audio stream or it cannot be decoded.
     """
@@ -220,6 +222,8 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         try:
             for frame in container.decode(stream):
                 chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+                if until is not None and frame.time is not None and frame.time - video_start > until + 1.0:
+                    break
             chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
         except av.FFmpegError as error:
             raise MediaError(f"{path}: the audio stream cannot be decoded ({error})") from error

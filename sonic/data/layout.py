@@ -4,7 +4,7 @@
 
     DATASET/
       manifest.jsonl          one SegmentRecord per usable segment (JSON per line)
-      failures.jsonl          one {"source", "segment", "reason", "detail"} per rejected video or segment
+      failures.jsonl          one {"source", "segment", "reason", "detail"[, "dataset"]} per rejected video or segment
       summary.json  summary.png
       processed.jsonl         one {"source", "segments", "failures", "frames"} per finished raw video (resume state)
       shards/<I>-of-<N>/      with --shard: each shard's manifest/failures/processed, merged into the files above
@@ -134,3 +134,12 @@ def load_labels(folder: str | Path) -> dict[str, np.ndarray]:
     features (the Whisper states are ~1000x larger)."""
     with safe_open(str(Path(folder) / FEATURES), framework="np") as features:
         return {key: features.get_tensor(key) for key in LABELS}
+
+
+def failure_line(
+    source: str, reason: str, detail: str, frames: tuple[int, int] | None = None, dataset: str | None = None
+) -> dict:
+    """A failures.jsonl line; ``segment`` is the rejected frame range [start, stop) or None for the whole video;
+    ``dataset`` is the recipe's dataset name for clips cut from raw videos (absent for plain videos)."""
+    line = {"source": source, "segment": None if frames is None else list(frames), "reason": reason, "detail": detail}
+    return line if dataset is None else {**line, "dataset": dataset}

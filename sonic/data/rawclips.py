@@ -98,5 +98,5 @@ def cut_clip(
 
 def _span_audio(raw: Path, start: float, end: float) -> np.ndarray | None:
     """The span's samples (None when it holds none: a track that ends early gives a clip without sound)."""
-    samples = read_audio(raw)[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+    samples = read_audio(raw, until=end)[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
     return samples if len(samples) else None

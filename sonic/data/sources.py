@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sonic.config import PreprocessConfig
 from sonic.data.download import find_raw
-from sonic.data.layout import VIDEO_SUFFIXES
+from sonic.data.layout import VIDEO_SUFFIXES, failure_line
 from sonic.data.rawclips import cut_clip
 from sonic.data.recipes import ClipSpec, Problem, Recipe, load_recipe
 from sonic.errors import MediaError, UserError
@@ -104,24 +104,13 @@ def missing_raw(sources: list[Source], unavailable: dict[Path, str]) -> list[dic
         else:
             detail = f"no raw video {source.path}.* (give --input the folder holding it, or add --download)"
             reason = RAW_MISSING
-        lines.append(
-            {"source": source.key, "segment": None, "reason": reason, "detail": detail, "dataset": source.clip.dataset}
-        )
+        lines.append(failure_line(source.key, reason, detail, dataset=source.clip.dataset))
     return lines
 
 
 def problem_lines(problems: list[Problem]) -> list[dict]:
     """Failure lines for the annotation rows that give no clip (recorded unfinished, like missing raw videos)."""
-    return [
-        {
-            "source": problem.key,
-            "segment": None,
-            "reason": problem.reason,
-            "detail": problem.detail,
-            "dataset": problem.dataset,
-        }
-        for problem in problems
-    ]
+    return [failure_line(problem.key, problem.reason, problem.detail, dataset=problem.dataset) for problem in problems]
 
 
 def clip_path(output: Path, clip: ClipSpec) -> Path:

@@ -28,7 +28,7 @@ from sonic.checkpoints import YOLOFACE_FILE, load_audio_encoder, resolve_device
 from sonic.config import PreprocessConfig
 from sonic.data import tracking
 from sonic.data.decode import decode_frames, probe, read_audio
-from sonic.data.layout import SEGMENTS, covers_exactly
+from sonic.data.layout import SEGMENTS, covers_exactly, failure_line
 from sonic.data.ledger import write_failure
 from sonic.data.rawclips import AnnotationMismatch
 from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
@@ -93,11 +93,6 @@ class VideoResult:
     seconds: float
 
 
-def failure(source: str, reason: str, detail: str, frames: tuple[int, int] | None = None) -> dict:
-    """A failures.jsonl line; ``segment`` is the rejected frame range [start, stop) or None for the whole video."""
-    return {"source": source, "segment": None if frames is None else list(frames), "reason": reason, "detail": detail}
-
-
 def process_video(source: str, path: Path, output: Path, config: PreprocessConfig, models: Models) -> VideoResult:
     """Never raises for bad input: unreadable files and unexpected errors become failure lines. A failed write to
     the dataset raises :class:`~sonic.data.ledger.DatasetWriteError` instead (the run stops; the video is not
@@ -110,15 +105,17 @@ def process_video(source: str, path: Path, output: Path, config: PreprocessConfi
     return VideoResult(source, manifest, failures, frames, time.perf_counter() - start)
 
 
-def _failure_line(source: str, path: Path, output: Path, error: Exception) -> dict:
-    """The failure line of a video whose processing raised ``error``, unless that was a failed write (raised)."""
+def _failure_line(source: str, path: Path, output: Path, error: Exception, dataset: str | None = None) -> dict:
+    """The failure line of a video whose processing (or cutting) raised ``error``, unless that was a failed write
+    (raised)."""
     failed = write_failure(error, output)
     if failed is not None:
         raise failed from error
     if isinstance(error, MediaError):
-        return failure(source, UNREADABLE, str(error))
+        reason = ANNOTATION_MISMATCH if isinstance(error, AnnotationMismatch) else UNREADABLE
+        return failure_line(source, reason, str(error), dataset=dataset)
     logger.exception("%s: unexpected error", path)  # a bug or an unforeseen file: record it, keep the others going
-    return failure(source, ERROR, f"{type(error).__name__}: {error}")
+    return failure_line(source, ERROR, f"{type(error).__name__}: {error}", dataset=dataset)
 
 
 def _process(
@@ -126,10 +123,10 @@ def _process(
 ) -> tuple[list[dict], list[dict], int]:
     info = probe(path)
     if not info.has_audio:
-        return [], [failure(source, NO_AUDIO, f"{path}: the file has no audio stream")], 0
+        return [], [failure_line(source, NO_AUDIO, f"{path}: the file has no audio stream")], 0
     audio = read_audio(path)
     if not len(audio) or np.abs(audio).max() < SILENCE:  # three of the 16 real test clips carry such a track
-        return [], [failure(source, SILENT_AUDIO, f"{path}: the audio track is silent (peak < {SILENCE})")], 0
+        return [], [failure_line(source, SILENT_AUDIO, f"{path}: the audio track is silent (peak < {SILENCE})")], 0
     scan = tracking.scan(decode_frames(path, deblock=False), models.detector, config, info.width, info.height)
     plans, failures = plan_segments(source, scan, len(audio) // SAMPLES_PER_VIDEO_FRAME, config)
     # Decoding again beats keeping the frames: a 1080x1920 frame is 3 MB, a 30-s segment 2.3 GB per worker.
@@ -154,7 +151,7 @@ def _in_sync(
             kept.append(row)
         else:
             frames = (row["start_frame"], row["start_frame"] + row["num_frames"])
-            failures.append(failure(source, AV_OFFSET, reason, frames))
+            failures.append(failure_line(source, AV_OFFSET, reason, frames))
     return kept
 
 
@@ -176,17 +173,17 @@ def plan_segments(
                     f" (faces under {scan.smallest_face:.0f} px are missed at the detection size: raise "
                     "--detect-max-side, or --detect-upsample 1)"
                 )
-            failures.append(failure(source, span.status, detail, (span.start, span.stop)))
+            failures.append(failure_line(source, span.status, detail, (span.start, span.stop)))
             continue
         stop = max(min(span.stop, audio_frames), span.start)
         if stop < span.stop:
             detail = f"frames {stop}-{span.stop - 1} lie after the end of the audio ({audio_frames / VIDEO_FPS:.2f} s)"
-            failures.append(failure(source, NO_AUDIO, detail, (stop, span.stop)))
+            failures.append(failure_line(source, NO_AUDIO, detail, (stop, span.stop)))
         boxes = tracking.interpolate_boxes(scan.detections, span.start, span.stop)
         for start, end in split_run(span.start, stop, max_frames) if stop > span.start else ():
             if end - start < min_frames:
                 detail = f"{(end - start) / VIDEO_FPS:.2f} s of usable face and audio < {config.min_segment_seconds} s"
-                failures.append(failure(source, TOO_SHORT, detail, (start, end)))
+                failures.append(failure_line(source, TOO_SHORT, detail, (start, end)))
                 continue
             part = boxes[start - span.start : end - span.start]
             crop = crop_box(part, scan.width, scan.height, config.expand_ratio)
@@ -240,14 +237,12 @@ def process_source(source: Source, output: Path, config: PreprocessConfig, model
     try:
         path, provenance = cut_source(source, output, config.x264_preset)
     except Exception as error:
-        reason = ANNOTATION_MISMATCH if isinstance(error, AnnotationMismatch) else None
-        line = _failure_line(source.key, source.path, output, error)
-        line = {**line, "reason": reason or line["reason"], "dataset": source.clip.dataset}
+        line = _failure_line(source.key, source.path, output, error, source.clip.dataset)
         return VideoResult(source.key, [], [line], 0, time.perf_counter() - start)
     result = process_video(source.key, path, output, config, models)
     for row in result.manifest:
         row["provenance"] = provenance
-    for row in result.failures:
+    for row in result.failures:  # process_video knows videos, not recipes
         row["dataset"] = source.clip.dataset
     result.seconds += time.perf_counter() - start
     return result

@@ -78,5 +78,8 @@ def test_audio_is_16khz_mono_and_aligned_with_the_first_frame(tmp_path):
     lags = range(-200, 201)
     best = max(lags, key=lambda lag: float(np.dot(waveform[4000 + lag : 44_000 + lag], speech[window])))
     assert abs(best) <= 2
+    bounded = read_audio(tmp_path / "speaking.mp4", until=1.0)  # a clip's span ends at 1 s: no need to decode 3 s
+    assert 32_000 <= len(bounded) < 40_000
+    np.testing.assert_array_equal(bounded[:16_000], waveform[:16_000])
     with pytest.raises(MediaError, match="no audio stream"):
         read_audio(make_talking_video(tmp_path / "silent.mp4", seconds=1.0, size=128, with_audio=False))
