@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sonic.geometry import Box, face_mask_box
 from sonic.timing import GENERATION_STEP, TOKENS_PER_VIDEO_FRAME
 
 if TYPE_CHECKING:
@@ -93,43 +94,7 @@ def to_bucket_targets(buckets: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Face crop and face mask (docs/released_inference.md sections 4.1, 4.2). Boxes are (x1, y1, x2, y2) in pixels.
-
-Box = tuple[float, float, float, float]
-
-
-def expand_box(box: Box, ratio: float, width: int, height: int) -> Box:
-    """Pushes each side out by ``ratio`` times the box size, clipped to the image."""
-    x1, y1, x2, y2 = box
-    dx, dy = ratio * (x2 - x1), ratio * (y2 - y1)
-    return max(x1 - dx, 0.0), max(y1 - dy, 0.0), min(x2 + dx, float(width)), min(y2 + dy, float(height))
-
-
-def square_crop_box(face: Box, width: int, height: int, expand_ratio: float = 0.5) -> tuple[int, int, int, int]:
-    """The official square portrait crop: the expanded face box's short side, centred on the expanded box and moved
-    toward the face centre along its long axis (so the face stays centred when the expansion hit an image edge)."""
-    x1, y1, x2, y2 = expand_box(face, expand_ratio, width, height)
-    half = min(x2 - x1, y2 - y1) / 2
-    centre = [(x1 + x2) / 2, (y1 + y2) / 2]
-    face_centre = ((face[0] + face[2]) / 2, (face[1] + face[3]) / 2)
-    long_axis = 1 if (y2 - y1) > (x2 - x1) else 0
-    offset = face_centre[long_axis] - centre[long_axis]
-    slack = abs((y2 - y1) - (x2 - x1)) / 2
-    centre[long_axis] += min(slack, abs(offset)) * (1 if offset >= 0 else -1)
-    return (round(centre[0] - half), round(centre[1] - half), round(centre[0] + half), round(centre[1] + half))
-
-
-def face_mask_box(face: Box, width: int, height: int, area: float = 1.1) -> tuple[int, int, int, int]:
-    """The face-mask rectangle: the face box scaled by ``area`` about its (floored) centre, clipped to the image."""
-    x1, y1, x2, y2 = face
-    half_w, half_h = ((x2 - x1) * area) // 2, ((y2 - y1) * area) // 2
-    cx, cy = (x2 + x1) // 2, (y2 + y1) // 2
-    return (
-        int(max(cx - half_w, 0)),
-        int(max(cy - half_h, 0)),
-        int(min(cx + half_w, width)),
-        int(min(cy + half_h, height)),
-    )
+# Face mask (docs/released_inference.md section 4.2; its box and the crop are in sonic/geometry.py).
 
 
 def face_mask(face: Box, width: int, height: int, area: float = 1.1) -> np.ndarray:

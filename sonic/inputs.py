@@ -14,8 +14,9 @@ import torch
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.conditioning import Box, face_mask, generation_size, square_crop_box
+from sonic.conditioning import face_mask, generation_size
 from sonic.config import ConfigError
+from sonic.geometry import Box, square_crop_box
 from sonic.images import load_image
 from sonic.io import MediaError, load_audio
 from sonic.models.face_search import search_face

@@ -25,7 +25,7 @@ from scipy.signal import medfilt
 from sonic.data.dataset import video_frames
 from sonic.data.layout import AUDIO, META, VIDEO, load_landmarks
 from sonic.data.ledger import write_atomic
-from sonic.data.motion import face_box_from_landmarks
+from sonic.geometry import face_box_from_landmarks
 from sonic.models.syncnet import SyncNet, crop_sync_scores
 
 AV_OFFSET = "av_offset"

@@ -15,10 +15,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-from sonic.conditioning import Box
 from sonic.data.decode import full_range
-from sonic.data.motion import face_box_from_landmarks
-from sonic.data.tracking import iou
+from sonic.geometry import Box, face_box_from_landmarks, iou
 from sonic.models.faces import DlibFaceDetector
 from sonic.timing import GENERATION_STEP
 

@@ -33,10 +33,6 @@ MOUTH = range(48, 68)
 HEAD_SCALE, EXPRESSION_SCALE, JUMP_SCALE = 256.0, 1024.0, 32.0
 FLOW_SCALE = 1024.0  # flow_motion in 1/1024 crop sides per step
 LABELS = ("translation", "expression", "landmark_jump", "flow_motion")
-RIGID_LANDMARKS = (*range(27, 36), 36, 39, 42, 45)  # nose bridge and base, eye corners
-# dlib's HOG box relative to the rigid-landmark box (centre offset x, y and side, in rigid-box sizes), measured on
-# examples/portrait.jpg: HOG box (175, 76, 266, 167), rigid box (195, 101, 255, 134).
-FACE_FROM_RIGID = (-0.10, 0.09, 2.05)
 
 
 def windows(values: np.ndarray, frames: int = WINDOW_FRAMES, step: int = GENERATION_STEP) -> np.ndarray:
@@ -136,18 +132,3 @@ def usable(labels: dict[str, np.ndarray], limits: LabelLimits | None = None) -> 
 def bucket_label(value: float, max_bucket: float = MAX_BUCKET) -> float:
     """The bucket training conditions on: the label truncated to an integer and clipped to [0, max_bucket]."""
     return float(min(max(np.floor(value), 0.0), max_bucket))
-
-
-def rigid_boxes(landmarks: np.ndarray) -> np.ndarray:
-    """(N, 68, 2) landmarks -> (N, 4) bounding boxes of the points that do not move when speaking."""
-    rigid = np.asarray(landmarks, dtype=np.float64)[:, RIGID_LANDMARKS]
-    return np.concatenate([rigid.min(axis=1), rigid.max(axis=1)], axis=1)
-
-
-def face_box_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """(68, 2) -> the dlib-style face box implied by the rigid landmarks (sub-pixel, unlike the HOG detector's)."""
-    x1, y1, x2, y2 = rigid_boxes(np.asarray(landmarks)[None])[0]
-    size = np.sqrt((x2 - x1) * (y2 - y1))
-    cx, cy = (x1 + x2) / 2 + FACE_FROM_RIGID[0] * size, (y1 + y2) / 2 + FACE_FROM_RIGID[1] * size
-    half = FACE_FROM_RIGID[2] * size / 2
-    return float(cx - half), float(cy - half), float(cx + half), float(cy + half)

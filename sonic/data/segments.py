@@ -1,7 +1,7 @@
 """Segments: planning (crop and mask boxes from the face-box union) and writing one complete segment folder.
 
-Pass 2 of preprocessing. Every frame of a segment is cropped with one fixed square box (the official inference crop,
-:func:`sonic.conditioning.square_crop_box`, applied to the union of the segment's face boxes), resized to the
+Pass 2 of preprocessing. Every frame of a segment is cropped with one fixed square box (the official inference
+crop of the union of the segment's face boxes, :func:`sonic.geometry.crop_box`), resized to the
 training resolution and encoded (all in YUV). The 68 landmarks are predicted on the source-resolution face and the
 optical flow is measured on the crop (:mod:`sonic.data.landmarks`); the motion labels follow from both
 (:mod:`sonic.data.motion`). Landmarks and boxes are stored in crop pixels.
@@ -27,13 +27,13 @@ from safetensors.torch import save_file
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from sonic.conditioning import face_mask_box, square_crop_box
 from sonic.config import PreprocessConfig
 from sonic.data.decode import crop_yuv420, luma
 from sonic.data.landmarks import FlowMeter, LandmarkTracker
 from sonic.data.layout import AUDIO, FEATURES, META, SEGMENTS, VIDEO, SegmentRecord
 from sonic.data.ledger import source_hash
-from sonic.data.motion import exclusions, face_box_from_landmarks, motion_labels, usable
+from sonic.data.motion import exclusions, motion_labels, usable
+from sonic.geometry import box_union, face_box_from_landmarks, face_mask_box
 from sonic.io import VideoWriter
 from sonic.models.faces import DlibFaceDetector
 from sonic.models.whisper import encode_audio
@@ -69,22 +69,6 @@ def split_run(start: int, stop: int, max_frames: int) -> list[tuple[int, int]]:
     parts = max(math.ceil((stop - start) / max_frames), 1)
     edges = [start + round(k * (stop - start) / parts) for k in range(parts + 1)]
     return list(itertools.pairwise(edges))
-
-
-def box_union(boxes: np.ndarray) -> tuple[float, float, float, float]:
-    """(N, 4) x1 y1 x2 y2 -> the smallest box holding them all."""
-    x1, y1 = boxes[:, :2].min(axis=0)
-    x2, y2 = boxes[:, 2:].max(axis=0)
-    return float(x1), float(y1), float(x2), float(y2)
-
-
-def crop_box(boxes: np.ndarray, width: int, height: int, expand_ratio: float) -> tuple[int, int, int, int]:
-    """The inference crop of the face-box union, shifted (never shrunk) to lie inside the frame; even coordinates
-    (at most one pixel off), so that the half-size chroma planes crop exactly."""
-    x1, y1, x2, _ = square_crop_box(box_union(boxes), width, height, expand_ratio)
-    side = min(x2 - x1, width, height) // 2 * 2
-    x1, y1 = min(max(x1, 0), width - side) // 2 * 2, min(max(y1, 0), height - side) // 2 * 2
-    return x1, y1, x1 + side, y1 + side
 
 
 def to_crop(values: np.ndarray, crop: tuple[int, int, int, int], resolution: int) -> np.ndarray:

@@ -138,14 +138,6 @@ def scan(
     return result
 
 
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    inter_w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
-    inter_h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def continues(a: Detection, b: Detection, config: PreprocessConfig) -> bool:
     """The face of ``b`` can be the face of ``a``: same shot, both found, and between them the centre moved at most
     ``max_face_jump`` face sizes per frame and the size changed by at most ``MAX_SIZE_CHANGE``."""

@@ -31,12 +31,13 @@ from sonic.data.decode import decode_frames, probe, read_audio
 from sonic.data.layout import SEGMENTS, covers_exactly, failure_line
 from sonic.data.ledger import write_failure
 from sonic.data.rawclips import AnnotationMismatch
-from sonic.data.segments import SegmentPlan, SegmentWriter, crop_box, segment_id, split_run
+from sonic.data.segments import SegmentPlan, SegmentWriter, segment_id, split_run
 from sonic.data.sources import (
     ANNOTATION_MISMATCH,
     Source,
     cut_source,
 )
+from sonic.geometry import crop_box
 from sonic.inputs import SILENCE
 from sonic.io import MediaError
 from sonic.models.faces import DlibFaceDetector, FaceDetector, YoloFaceDetector

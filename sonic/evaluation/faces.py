@@ -12,7 +12,7 @@ import numpy as np
 
 from sonic.data.decode import full_range
 from sonic.data.landmarks import LandmarkTracker
-from sonic.data.motion import RIGID_LANDMARKS
+from sonic.geometry import RIGID_LANDMARKS
 from sonic.models.faces import DlibFaceDetector
 
 DETECT_EVERY = 10  # frames between face detections (HOG costs ~30 ms, the tracker follows the face in between)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sonic.data.motion import expression_motion, face_box_from_landmarks, head_motion
+from sonic.data.motion import expression_motion, head_motion
 from sonic.evaluation.clips import Clip
+from sonic.geometry import face_box_from_landmarks
 from sonic.timing import SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 
 # grey levels of mean face-box change per frame; voiced speech on 5 real clips: 1st percentile >= 0.63 (below that

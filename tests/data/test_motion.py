@@ -7,21 +7,19 @@ import pytest
 
 from sonic.config import LabelLimits
 from sonic.data.motion import (
-    FACE_FROM_RIGID,
     MOUTH,
     NOSE_TIP,
     bucket_label,
     exclusions,
     expression_motion,
-    face_box_from_landmarks,
     flow_motion,
     head_motion,
     landmark_jump,
     motion_labels,
-    rigid_boxes,
     usable,
     windows,
 )
+from sonic.geometry import FACE_FROM_RIGID, face_box_from_landmarks, rigid_boxes
 from sonic.timing import WINDOW_SPAN
 
 NUM_FRAMES = 75

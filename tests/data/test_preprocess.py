@@ -32,10 +32,10 @@ from sonic.data.layout import (
 )
 from sonic.data.ledger import Ledger
 from sonic.data.preprocess import preprocess_dataset
-from sonic.data.segments import crop_box
 from sonic.data.sources import in_shard, list_videos
 from sonic.data.verify import verify_dataset
 from sonic.data.worker import load_models, process_video
+from sonic.geometry import crop_box
 from sonic.io import read_video_info
 from sonic.models.faces import DlibFaceDetector, YoloFaceDetector, yolo_input_size
 from tests.media import (
