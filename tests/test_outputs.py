@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonic.batch import BatchReport, Job, jobs_from_csv, writable_jobs
+from sonic.cli.batch import BatchReport, Job, jobs_from_csv, writable_jobs
 from sonic.cli.demo import main
 from sonic.config import ConfigError
 from sonic.io import VideoWriter, read_video_info

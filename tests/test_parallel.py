@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing
 from safetensors.torch import load_file
 
-from sonic.batch import BatchReport, Failure, merge_reports
+from sonic.cli.batch import BatchReport, Failure, merge_reports
 from sonic.cli.demo import main
 from sonic.io import VideoWriter, read_video_info
 from sonic.parallel import Ranks, work_units

@@ -21,7 +21,7 @@ from sonic.config import ConfigError, InferenceConfig, add_arguments, config_fro
 from sonic.errors import run_entry_point
 
 if TYPE_CHECKING:
-    from sonic.batch import BatchReport, Job
+    from sonic.cli.batch import BatchReport, Job
     from sonic.parallel import Ranks
 
 EPILOG = """examples:
@@ -98,7 +98,7 @@ def choose_mode(args: argparse.Namespace) -> str:
 
 def collect_jobs(args: argparse.Namespace, mode: str) -> tuple[list[Job], BatchReport]:
     """The jobs to run and a report holding the failures known before any generation (unpaired files)."""
-    from sonic.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders
+    from sonic.cli.batch import BatchReport, Job, jobs_from_csv, jobs_from_folders
     from sonic.io import check_output
 
     if mode != "single" and args.save_latents is not None:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
         if launched_processes() > 1:
             raise ConfigError("--gradio runs in one process: start it with python, not torchrun / accelerate launch")
-        from sonic.app import launch
+        from sonic.cli.app import launch
 
         launch(config, host=args.host, port=args.port, share=args.share)
         return 0
@@ -159,7 +159,7 @@ def run_single(config: InferenceConfig, job: Job, ranks: Ranks, latents_path: Pa
 def run_jobs(config: InferenceConfig, jobs: list[Job], report: BatchReport, ranks: Ranks) -> int:
     """Batch mode: this rank's share of the jobs (job i on rank i % K), each video written by the rank that made it;
     rank 0 prints the summary of all ranks (``report``'s failures known before generation count once, on rank 0)."""
-    from sonic.batch import BatchReport, merge_reports, run_batch, writable_jobs
+    from sonic.cli.batch import BatchReport, merge_reports, run_batch, writable_jobs
     from sonic.pipeline import SonicPipeline
 
     report = report if ranks.is_main else BatchReport()

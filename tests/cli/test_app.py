@@ -120,7 +120,7 @@ def test_browser_uploads_generates_and_plays(app, speech):
 
 
 def test_a_fixed_bucket_of_zero_is_the_slider_start():
-    from sonic.app import bucket_default
+    from sonic.cli.app import bucket_default
 
     assert bucket_default(0) == 0 and bucket_default(127) == 127 and bucket_default(None) == 64
 
@@ -130,7 +130,7 @@ def test_a_portrait_that_is_no_image_shows_our_message(tmp_path):
     import gradio as gr
     from gradio.data_classes import FileData
 
-    from sonic.app import portrait_input
+    from sonic.cli.app import portrait_input
 
     (tmp_path / "portrait.png").write_text("not a picture")
     with pytest.raises(gr.Error, match=r"portrait.png: not an image Sonic can read \(UnidentifiedImageError\)"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonic.batch import BatchReport, Failure
+from sonic.cli.batch import BatchReport, Failure
 from sonic.cli.demo import main
 from sonic.io import read_video_info
 from sonic.pipeline import SonicPipeline
