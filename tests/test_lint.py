@@ -4,6 +4,7 @@ names files that exist."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,8 @@ def test_pre_commit_hooks_pass_on_every_tracked_file():
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: pre-commit runs on a repository's tracked files")
     command = [_tool("pre-commit"), "run", "--all-files", "--show-diff-on-failure", "--color", "never"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # the hooks are this env's tools
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PATH": path})
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
