@@ -33,11 +33,9 @@ from sonic.models.whisper import encode_audio
 from sonic.pipeline import SonicPipeline
 from sonic.timing import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from sonic.training import loop
-from tests.media import make_talking_video
+from tests.media import FACE, PORTRAIT, make_talking_video
 from tests.paths import EXAMPLES, GOLDEN
 
-PORTRAIT = EXAMPLES / "portrait.jpg"
-FACE = (175.0, 76.0, 266.0, 167.0)  # dlib's box on the example portrait
 NUM_FRAMES, STEPS, RESOLUTION = 37, 2, 64
 
 

@@ -21,6 +21,7 @@ from sonic.io import VideoWriter, load_audio
 from tests.paths import EXAMPLES
 
 PORTRAIT, SPEECH = EXAMPLES / "portrait.jpg", EXAMPLES / "speech.wav"  # speech.wav lasts 5.5 s
+FACE = (175.0, 76.0, 266.0, 167.0)  # dlib's box on the example portrait: tests that need no detector pass it
 MOUTH = (222.0, 145.0)  # mouth centre in the 512-px portrait (mean of dlib landmarks 48-67)
 MOTION_HZ, SYLLABLE_HZ = 1.0, 4.0  # head sway and mouth opening frequencies
 

@@ -25,9 +25,9 @@ from sonic.io import VideoWriter, read_video_info
 from sonic.parallel import Ranks, work_units
 from sonic.pipeline import SonicPipeline
 from tests.conftest import speech_clip
-from tests.media import video_frames
+from tests.generation import FAST, features, noise
+from tests.media import FACE, PORTRAIT, video_frames
 from tests.paths import EXAMPLES, ROOT
-from tests.test_pipeline import FACE, FAST, PORTRAIT, features, noise
 
 FRAMES = (7, 25, 37, 80)  # 1, 1, 2 and 4 windows of 25: fewer windows than ranks, and more
 VIDEO = {**FAST, "interpolate": True, "decode_chunk_size": 8}  # RIFE on: its chunks are divided too

@@ -18,26 +18,14 @@ from sonic.io import MediaError, VideoWriter, read_video_info
 from sonic.models.whisper import AudioFeatures
 from sonic.pipeline import SonicPipeline
 from sonic.timing import SAMPLE_RATE
+from tests.generation import FAST, features, noise
+from tests.media import FACE, PORTRAIT
 from tests.paths import EXAMPLES
-
-PORTRAIT = EXAMPLES / "portrait.jpg"
-FACE = (175.0, 76.0, 266.0, 167.0)  # dlib's box on the example portrait
-FAST = {"min_resolution": 64, "face_box": FACE, "num_inference_steps": 3, "interpolate": False}
 
 
 @pytest.fixture(scope="module")
 def pipe(tiny_components) -> SonicPipeline:
     return SonicPipeline.from_components(tiny_components)
-
-
-def features(num_frames: int, seed: int = 0) -> AudioFeatures:
-    """Random Whisper-shaped hidden states for ``num_frames`` generated frames (12.5 fps)."""
-    g = torch.Generator().manual_seed(seed)
-    return AudioFeatures(hidden_states=torch.randn(4 * num_frames, 3, 16, generator=g), num_video_frames=2 * num_frames)
-
-
-def noise(num_frames: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(1, num_frames, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()
