@@ -1,5 +1,5 @@
-"""The parts a training :class:`sonic.training.loop.Run` is built from: the accelerator, the optimiser, the clips
-and their loader, the held-out clips."""
+"""The parts a training :class:`sonic.training.loop.Run` is built from: the accelerator, the optimiser and its
+schedule, the frozen encoders' placement, the clips and their loader, the held-out clips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration
+from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
 
+from sonic.checkpoints import SonicComponents
 from sonic.config import TrainingConfig
 from sonic.data.dataset import SonicClipDataset, held_out
 from sonic.training.latent_cache import CachedClipDataset
@@ -42,6 +44,29 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig)
         weight_decay=config.adam_weight_decay,
         eps=config.adam_epsilon,
     )
+
+
+def make_lr_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig, num_processes: int, max_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """diffusers' schedule by name; accelerate steps a prepared scheduler once per process, so the warm-up and the
+    length count the steps of every process."""
+    return get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.lr_warmup_steps * num_processes,
+        num_training_steps=max_steps * num_processes,
+    )
+
+
+def place_frozen(components: SonicComponents, config: TrainingConfig, device: torch.device) -> None:
+    """The frozen encoders on the training device: the VAE and CLIP in SVD's published fp16 under mixed precision
+    (fp32 without), Whisper as loaded."""
+    frozen_dtype = torch.float32 if config.mixed_precision == "no" else torch.float16
+    components.vae.to(device, frozen_dtype)
+    # transformers' models define .to with @wraps(Module.to), which mypy does not bind as a method
+    components.image_encoder.to(device, frozen_dtype)  # type: ignore[arg-type]
+    components.audio_encoder.to(device)  # type: ignore[arg-type]
 
 
 def make_dataloader(config: TrainingConfig) -> tuple[SonicClipDataset, DataLoader]:

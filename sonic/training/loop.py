@@ -21,7 +21,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.data_loader import DataLoaderDispatcher, DataLoaderShard
 from accelerate.utils import gather_object, set_seed
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
@@ -29,7 +28,14 @@ from sonic.checkpoints import CheckpointError, SonicComponents
 from sonic.config import TrainingConfig
 from sonic.data.dataset import SonicClipDataset
 from sonic.training.bucket import compute_bucket_loss
-from sonic.training.builders import make_accelerator, make_dataloader, make_heldout_dataset, make_optimizer
+from sonic.training.builders import (
+    make_accelerator,
+    make_dataloader,
+    make_heldout_dataset,
+    make_lr_scheduler,
+    make_optimizer,
+    place_frozen,
+)
 from sonic.training.checkpointing import (
     SavedState,
     check_run_kind,
@@ -123,17 +129,9 @@ def setup(config: TrainingConfig) -> Run:
     steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
     max_steps = config.max_train_steps or config.num_train_epochs * steps_per_epoch
     optimizer = make_optimizer(parameters, config)
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer,
-        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
-    )
+    lr_scheduler = make_lr_scheduler(optimizer, config, accelerator.num_processes, max_steps)
     trained, optimizer, lr_scheduler = accelerator.prepare(trained, optimizer, lr_scheduler)
-    frozen_dtype = torch.float32 if config.mixed_precision == "no" else torch.float16  # SVD's published precision
-    for module in (components.vae, components.image_encoder):
-        module.to(accelerator.device, frozen_dtype)
-    components.audio_encoder.to(accelerator.device)
+    place_frozen(components, config, accelerator.device)
     ema = EMAModel(parameters, decay=config.ema_decay) if config.use_ema else None
     if ema is not None:
         ema.to(accelerator.device)
