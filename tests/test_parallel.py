@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -28,16 +27,11 @@ from tests.conftest import speech_clip
 from tests.generation import FAST, features, noise
 from tests.media import FACE, PORTRAIT, video_frames
 from tests.paths import EXAMPLES, ROOT
+from tests.processes import accelerate_launch, free_port
 
 FRAMES = (7, 25, 37, 80)  # 1, 1, 2 and 4 windows of 25: fewer windows than ranks, and more
 VIDEO = {**FAST, "interpolate": True, "decode_chunk_size": 8}  # RIFE on: its chunks are divided too
 SERIAL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Work:
@@ -149,25 +143,6 @@ def torchrun() -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
 
 
-def accelerate() -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(free_port()),
-    ]
-
-
 @pytest.mark.slow
 def test_torchrun_demo_gives_the_latents_of_one_process(tiny_checkpoint, tmp_path):
     speech = speech_clip(tmp_path / "speech.wav", seconds=1.0)  # 12 generated frames
@@ -210,7 +185,7 @@ def test_accelerate_batch_writes_every_video_once(tiny_checkpoint, tmp_path):
         (images / f"{name}.jpg").write_bytes((EXAMPLES / "portrait.jpg").read_bytes())
         speech_clip(audios / f"{name}.wav", seconds=0.5 * seconds)
     done = launch(
-        accelerate(),
+        accelerate_launch(),
         "--checkpoint",
         tiny_checkpoint,
         "--image-dir",

@@ -4,9 +4,7 @@ cache, checkpoints, resume)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from safetensors.torch import load_file
 from sonic.data.layout import read_manifest
 from sonic.training.checkpointing import STATE_FILE, list_checkpoints
 from tests.paths import ROOT
+from tests.processes import CPU_ENV, accelerate_launch
 from tests.training_setup import RESOLUTION, dataset_copy, make_config
 
 
@@ -22,24 +21,9 @@ from tests.training_setup import RESOLUTION, dataset_copy, make_config
 def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
     config = make_config(tiny_checkpoint, dataset, tmp_path / "run", checkpointing_steps=2, max_train_steps=2)
     config_file = config.save_yaml(tmp_path / "train.yaml")
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
     result = subprocess.run(
-        [*launch, str(ROOT / "sonic_training.py"), "--config", str(config_file)],
-        env=env,
+        [*accelerate_launch(), str(ROOT / "sonic_training.py"), "--config", str(config_file)],
+        env=CPU_ENV,
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,25 +43,7 @@ def test_two_process_cpu_ddp(tiny_checkpoint, dataset, tmp_path):
 def launch_two_nodes(config_file: Path, port: int, *extra: str) -> list[subprocess.CompletedProcess]:
     """Two 'machines' (node ranks 0 and 1, one CPU process each) started as a multi-node accelerate job would be,
     both on this host: every rank sees the same files, as on a cluster's shared file system."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "2",
-        "--main_process_ip",
-        "127.0.0.1",
-        "--main_process_port",
-        str(port),
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    launch = accelerate_launch(num_machines=2, port=port)
     nodes = [
         subprocess.Popen(
             [
@@ -89,7 +55,7 @@ def launch_two_nodes(config_file: Path, port: int, *extra: str) -> list[subproce
                 str(config_file),
                 *extra,
             ],
-            env=env,
+            env=CPU_ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
