@@ -312,18 +312,18 @@ def frame_to_rgb(frame: np.ndarray | torch.Tensor) -> np.ndarray:
     """
     if isinstance(frame, torch.Tensor):
         frame = frame.detach().to("cpu", torch.float32 if frame.is_floating_point() else frame.dtype).numpy()
-    frame = np.asarray(frame)
-    if frame.ndim == 3 and frame.shape[0] == 3 and frame.shape[2] != 3:
-        frame = frame.transpose(1, 2, 0)
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected a (H, W, 3) or (3, H, W) RGB frame, got shape {frame.shape}")
-    if np.issubdtype(frame.dtype, np.floating):
-        if not np.isfinite(frame).all():
+    pixels = np.asarray(frame)
+    if pixels.ndim == 3 and pixels.shape[0] == 3 and pixels.shape[2] != 3:
+        pixels = pixels.transpose(1, 2, 0)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected a (H, W, 3) or (3, H, W) RGB frame, got shape {pixels.shape}")
+    if np.issubdtype(pixels.dtype, np.floating):
+        if not np.isfinite(pixels).all():
             raise ValueError("the frame contains NaN or infinite values")
-        frame = (np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    elif frame.dtype != np.uint8:
-        raise ValueError(f"expected uint8 or float [0, 1] pixels, got dtype {frame.dtype}")
-    return np.ascontiguousarray(frame)
+        pixels = (np.clip(pixels, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif pixels.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or float [0, 1] pixels, got dtype {pixels.dtype}")
+    return np.ascontiguousarray(pixels)
 
 
 # ----------------------------------------------------------------------------------------------------------- probing
