@@ -91,7 +91,7 @@ def test_unwritable_outputs_are_refused_before_the_model_loads(speech, tmp_path,
 
 
 def test_sigterm_while_writing_removes_the_temporary_file(tiny_checkpoint, speech, tmp_path, monkeypatch, capsys):
-    temporaries, mux = [], VideoWriter._mux
+    temporaries, mux, handler = [], VideoWriter._mux, signal.getsignal(signal.SIGTERM)  # Ray, when its test ran first
 
     def mux_then_terminate(self: VideoWriter, *args: object) -> None:
         mux(self, *args)
@@ -105,7 +105,7 @@ def test_sigterm_while_writing_removes_the_temporary_file(tiny_checkpoint, speec
     assert main([str(arg) for arg in argv]) == 143
     assert "terminated" in capsys.readouterr().err
     assert len(temporaries) == 1 and list(output.parent.iterdir()) == []
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main puts the previous handler back
+    assert signal.getsignal(signal.SIGTERM) is handler  # main puts the previous handler back
 
 
 def test_a_new_write_removes_stale_temporaries_of_its_path(tmp_path):
