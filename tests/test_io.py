@@ -14,6 +14,7 @@ import torch
 
 from sonic.images import load_image
 from sonic.io import X264_REPRODUCIBLE_ASM, MediaError, VideoWriter, frame_to_rgb, read_video_info
+from tests.media import video_frames
 from tests.paths import EXAMPLES
 
 SIZE = 64
@@ -28,11 +29,6 @@ def write_frames(path: Path, num_frames: int, fps: float, audio: np.ndarray | No
     with VideoWriter(path, fps=fps, audio=audio) as writer:
         for index in range(num_frames):
             writer.write(np.full((SIZE, SIZE + 16, 3), index * 8, np.uint8))
-
-
-def decode_frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
 # ------------------------------------------------------------------------------------------------------------ video
@@ -50,7 +46,7 @@ def test_video_with_audio_is_trimmed_to_the_frames(tmp_path, fps):
     assert info.duration == pytest.approx(25 / fps, abs=1e-3)
     assert info.has_audio
     assert info.audio_duration == pytest.approx(25 / fps, abs=0.1)
-    assert len(decode_frames(path)) == 25
+    assert len(video_frames(path)) == 25
     assert [p.name for p in path.parent.iterdir()] == ["out.mp4"]  # no temporary file left
 
 
@@ -72,7 +68,7 @@ def test_frame_content_survives(tmp_path):
         writer.write(uint8)
         writer.write(chw)  # float torch (3, H, W) in [0, 1]
         writer.write(np.zeros((SIZE, SIZE, 3), np.float32))
-    frames = decode_frames(path)
+    frames = video_frames(path)
     for frame in frames[:2]:
         assert np.abs(frame.astype(np.float32) - np.array(COLOUR)).mean() < 8
     assert frames[2].mean() < 8

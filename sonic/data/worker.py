@@ -102,11 +102,11 @@ def process_video(source: str, path: Path, output: Path, config: PreprocessConfi
     try:
         manifest, failures, frames = _process(source, path, output, config, models)
     except Exception as error:
-        manifest, failures, frames = [], [_failure_line(source, path, output, error)], 0
+        manifest, failures, frames = [], [_error_line(source, path, output, error)], 0
     return VideoResult(source, manifest, failures, frames, time.perf_counter() - start)
 
 
-def _failure_line(source: str, path: Path, output: Path, error: Exception, dataset: str | None = None) -> dict:
+def _error_line(source: str, path: Path, output: Path, error: Exception, dataset: str | None = None) -> dict:
     """The failure line of a video whose processing (or cutting) raised ``error``, unless that was a failed write
     (raised)."""
     failed = write_failure(error, output)
@@ -238,7 +238,7 @@ def process_source(source: Source, output: Path, config: PreprocessConfig, model
     try:
         path, provenance = cut_source(source, output, config.x264_preset)
     except Exception as error:
-        line = _failure_line(source.key, source.path, output, error, source.clip.dataset)
+        line = _error_line(source.key, source.path, output, error, source.clip.dataset)
         return VideoResult(source.key, [], [line], 0, time.perf_counter() - start)
     result = process_video(source.key, path, output, config, models)
     for row in result.manifest:

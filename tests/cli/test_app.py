@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import pytest
 from sonic.io import read_video_info
 from tests.conftest import speech_clip
 from tests.paths import EXAMPLES, ROOT
+from tests.processes import free_port
 
 pytestmark = pytest.mark.slow  # a Gradio server and a browser
 
 PORTRAIT = EXAMPLES / "portrait.jpg"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, log: Path, timeout: float = 240) -> None:
